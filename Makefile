@@ -1,0 +1,34 @@
+# Every install step of the project lives here, so a fresh machine needs only `make`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+
+.PHONY: install test-deps up test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install -q -e .
+
+# System packages the real-component tests use (Docker engine, nginx, Chromium).
+test-deps: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	bash scripts/install-system-test-deps.sh
+
+up: install
+	$(BIN)/tierserve up
+
+test: test-deps
+	$(BIN)/ruff check .
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint:
+	$(BIN)/ruff check .
+
+bench: install
+	$(BIN)/tierserve bench
+
+clean:
+	rm -rf $(VENV) var

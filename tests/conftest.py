@@ -1,0 +1,66 @@
+"""Session-wide real components: moto's S3 server, the toy model template, log folder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pools import toy_models
+from tierserve import testing
+
+SHARED_TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
+
+# TensorFlow's C++ logging drowns test output; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture(scope="session")
+def log_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where server processes started by tests write their logs."""
+    return tmp_path_factory.mktemp("logs")
+
+
+@pytest.fixture(scope="session")
+def toy_template() -> Path:
+    """Build the toy SavedModel template once per session."""
+    return toy_models.template_dir()
+
+
+@pytest.fixture(scope="session")
+def moto_s3(log_dir: Path) -> Iterator[str]:
+    """moto's standalone S3 server on 127.0.0.1; yields its endpoint URL."""
+    proc, endpoint = testing.start_moto(log_dir)
+    saved = {k: os.environ.get(k) for k in testing.S3_ENV}
+    os.environ.update(testing.S3_ENV)
+    try:
+        yield endpoint
+    finally:
+        proc.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture
+def s3_bucket(moto_s3: str, request: pytest.FixtureRequest) -> str:
+    """A fresh bucket on the moto server, named after the test."""
+    import re
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:50].strip("-") or "bucket"
+    client = testing.s3_client(moto_s3)
+    bucket = f"t-{name}-{os.getpid()}"[:63]
+    client.create_bucket(Bucket=bucket)
+    return bucket
+
+
+def half_plus_two_dir() -> Path:
+    """TF Serving's own half_plus_two test models (skips when the shared folder is absent)."""
+    path = SHARED_TESTDATA / "saved_model_half_plus_two_cpu"
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    return path

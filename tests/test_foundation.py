@@ -1,0 +1,58 @@
+"""The shared foundation: names, errors, toy models, moto S3."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pools import names, toy_models
+from tierserve import errors, testing
+
+
+@pytest.mark.parametrize("name", ["a", "model-1", "M.v2_x", "x" * 128])
+def test_valid_names(name: str) -> None:
+    assert names.check_model_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["", ".", "..", "../etc", "a/b", "-a", "_a", "x" * 129, "a b",
+                                  "é", "a\x00"])
+def test_invalid_names(name: str) -> None:
+    with pytest.raises(errors.InvalidArgument):
+        names.check_model_name(name)
+
+
+@pytest.mark.parametrize(("text", "value"), [
+    ("1", 1), ("00000123", 123), (7, 7), ("0", None), ("-1", None), ("1.5", None), ("", None),
+    ("\u0661", None),  # a non-ASCII digit
+])
+def test_parse_version(text: str | int, value: int | None) -> None:
+    assert names.parse_version(text) == value
+
+
+def test_error_mapping() -> None:
+    import grpc
+
+    err = errors.from_grpc_code(grpc.StatusCode.NOT_FOUND, "gone")
+    assert isinstance(err, errors.NotFound) and err.http_status == 404
+    assert err.body() == {"error": "gone"}
+    assert errors.from_code_name("UNAVAILABLE", "x").http_status == 503
+
+
+def test_toy_models_predict(tmp_path: Path, toy_template: Path) -> None:
+    import tensorflow as tf
+
+    toy_models.write_model(tmp_path, "m", {1: 3.0, 2: -2.0}, b=0.5)
+    for version, a in ((1, 3.0), (2, -2.0)):
+        model = tf.saved_model.load(str(tmp_path / "m" / str(version)))
+        y = model.signatures["serving_default"](x=tf.constant([1.0, 4.0]))["y"].numpy()
+        assert list(y) == toy_models.expected(a, 0.5, [1.0, 4.0])
+
+
+def test_moto_round_trip(moto_s3: str, s3_bucket: str, tmp_path: Path,
+                         toy_template: Path) -> None:
+    testing.make_local_store(tmp_path / "store", {"m": {1: 2.0}})
+    client = testing.s3_client(moto_s3)
+    count = testing.upload_tree(client, s3_bucket, "models", tmp_path / "store")
+    keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    assert count == len(keys) and "models/m/1/saved_model.pb" in keys
