@@ -1,0 +1,86 @@
+"""Open a tierserve db from any SQLAlchemy URL, creating (or checking) its schema.
+
+SQLite gets WAL (readers never block the writer), a busy timeout (several
+processes share the file: the router flushing counts, the orchestrator writing
+placements) and foreign keys. Other URLs (PostgreSQL) are used as they come.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+
+from db.schema import SCHEMA_VERSION, Base, RoutingVersion, SchemaVersion
+from tierserve.errors import FailedPrecondition
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # WAL + NORMAL stays consistent after a crash; only the last commits may be lost.
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An Engine for `url` (e.g. `sqlite:///var/tierserve.db`, `postgresql+psycopg://...`).
+
+    With `create`, missing tables are created and the schema version checked;
+    a db written by a newer tierserve is refused rather than misread.
+    """
+    parsed = make_url(url)
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    kwargs: dict[str, Any] = {"future": True}
+    if is_sqlite:
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        # The router calls the db from worker threads.
+        kwargs["connect_args"] = {"check_same_thread": False,
+                                  "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if is_sqlite:
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if create:
+        create_schema(engine)
+    return engine
+
+
+def create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables and the singleton rows; safe to run from several processes."""
+    for attempt in range(attempts):
+        try:
+            Base.metadata.create_all(engine)
+            _ensure_singletons(engine)
+            return
+        except (IntegrityError, OperationalError, ProgrammingError):
+            # Another process created a table or row between our check and our write.
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1 * (attempt + 1))
+
+
+def _ensure_singletons(engine: Engine) -> None:
+    with engine.begin() as conn:
+        found = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)).scalar()
+        if found is None:
+            conn.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))
+        elif found > SCHEMA_VERSION:
+            raise FailedPrecondition(
+                f"db schema version {found} is newer than this tierserve's {SCHEMA_VERSION}")
+        # Older versions would be migrated here, one step at a time.
+        if conn.execute(select(RoutingVersion.id).where(RoutingVersion.id == 1)).first() is None:
+            conn.execute(RoutingVersion.__table__.insert().values(id=1, version=0))

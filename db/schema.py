@@ -1,0 +1,101 @@
+"""SQLAlchemy 2 tables. SCHEMA_VERSION names this layout; `db.engine` creates or migrates it.
+
+Portable types only (no JSON column, no dialect upserts) so any SQLAlchemy URL works.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Float,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from db import histogram
+
+SCHEMA_VERSION = 1
+NAME_LEN = 128
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class SchemaVersion(Base):
+    """One row: the layout version the db holds (for later migrations)."""
+
+    __tablename__ = "schema_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class RoutingVersion(Base):
+    """One row: bumped by every change routers must see (placements, experiments)."""
+
+    __tablename__ = "routing_version"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+
+class PlacementRow(Base):
+    """Where a model is served. No row (or pool 'cold') means the cold pool."""
+
+    __tablename__ = "placements"
+    model: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    pool: Mapped[str] = mapped_column(String(8), nullable=False)
+    endpoint: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    healthy: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    pinned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class ExperimentRow(Base):
+    """An A/B experiment owning a public name; its validated spec stored as JSON text."""
+
+    __tablename__ = "experiments"
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    spec: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class EventRow(Base):
+    """One decision or incident (promote, demote, unhealthy, pin...)."""
+
+    __tablename__ = "events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    ts: Mapped[float] = mapped_column(Float, nullable=False, index=True)
+    model: Mapped[str] = mapped_column(String(NAME_LEN), nullable=False, index=True)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    reason: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    outcome: Mapped[str] = mapped_column(Text, nullable=False, default="")
+
+
+HIST_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(histogram.N_BUCKETS))
+
+# Requests per (model, experiment, variant, minute, shadow). The latency histogram
+# is one integer column per bucket so that several routers can merge into the same
+# row with plain `col = col + :n` updates (no read-modify-write of a blob).
+# `minute` is the Unix time // 60; `experiment` and `variant` are '' outside experiments.
+request_counts = Table(
+    "request_counts",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME_LEN), nullable=False),
+    Column("experiment", String(NAME_LEN), nullable=False, default=""),
+    Column("variant", String(NAME_LEN), nullable=False, default=""),
+    Column("minute", Integer, nullable=False, index=True),
+    Column("shadow", Boolean, nullable=False, default=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("errors", Integer, nullable=False, default=0),
+    Column("latency_sum", Float, nullable=False, default=0.0),
+    *(Column(name, Integer, nullable=False, default=0) for name in HIST_COLUMNS),
+    UniqueConstraint("model", "experiment", "variant", "minute", "shadow",
+                     name="uq_request_counts_key"),
+)
