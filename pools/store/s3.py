@@ -1,0 +1,159 @@
+"""A model store in S3 or anything speaking its API (MinIO, moto): `s3://bucket/prefix`.
+
+Every boto3 call goes through `_call`, which turns botocore's errors into
+tierserve's at this edge: unreachable endpoint -> Unavailable, missing bucket
+or key -> NotFound.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import Any, TypeVar
+
+from pools.store.base import ModelStore
+from tierserve.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
+
+T = TypeVar("T")
+
+# Fail fast when the store is unreachable: a few seconds, never botocore's minutes.
+CONNECT_TIMEOUT_S = 2.0
+READ_TIMEOUT_S = 20.0
+MAX_ATTEMPTS = 2
+
+_NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+_UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "Throttling",
+                      "ThrottlingException", "InternalError", "503", "500"}
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/a/b/` -> ("bucket", "a/b")."""
+    if not uri.startswith("s3://"):
+        raise InvalidArgument(f"not an s3:// URI: {uri!r}")
+    bucket, _, prefix = uri[len("s3://"):].partition("/")
+    if not bucket:
+        raise InvalidArgument(f"no bucket in {uri!r}")
+    return bucket, prefix.strip("/")
+
+
+def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
+    """A boto3 S3 client; credentials come from the standard AWS chain (env vars, files)."""
+    import boto3
+    from botocore.config import Config
+
+    endpoint_url = endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") \
+        or os.environ.get("AWS_ENDPOINT_URL") or None
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") \
+        or "us-east-1"
+    config = Config(
+        connect_timeout=CONNECT_TIMEOUT_S, read_timeout=READ_TIMEOUT_S,
+        retries={"max_attempts": MAX_ATTEMPTS, "mode": "standard"},
+        max_pool_connections=32,
+        # A custom endpoint (MinIO, moto) has no per-bucket DNS names.
+        s3={"addressing_style": "path"} if endpoint_url else None)
+    return boto3.session.Session().client(
+        "s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def convert_error(exc: Exception, what: str) -> Exception:
+    """The tierserve error for a botocore exception (others pass through unchanged)."""
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        message = f"{what}: {code} {error.get('Message', '')}".strip()
+        if code in _NOT_FOUND_CODES:
+            return NotFound(message)
+        if code in _UNAVAILABLE_CODES:
+            return Unavailable(message)
+        return Internal(message)
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
+        return FailedPrecondition(f"{what}: {exc}")
+    if isinstance(exc, bex.BotoCoreError):
+        # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ...
+        return Unavailable(f"{what}: {exc}")
+    return exc
+
+
+class S3Store(ModelStore):
+    def __init__(self, uri: str, *, endpoint_url: str | None = None,
+                 region: str | None = None, client: Any = None) -> None:
+        self.bucket, self.prefix = parse_s3_uri(uri)
+        self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+        self.client = client or make_client(endpoint_url, region)
+
+    def model_uri(self, model: str) -> str:
+        return f"{self.uri}/{model}"
+
+    def _key(self, *parts: str) -> str:
+        """The key prefix of a folder, ending in '/' (or '' for the bucket's root)."""
+        return "".join(f"{part}/" for part in (self.prefix, *parts) if part)
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except Exception as exc:
+            converted = convert_error(exc, what)
+            if converted is exc:
+                raise
+            raise converted from exc
+
+    def _pages(self, what: str, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = iter(paginator.paginate(Bucket=self.bucket, **kwargs))
+        while True:
+            page = self._call(what, lambda: next(pages, None))
+            if page is None:
+                return
+            yield page
+
+    def _subfolders(self, prefix: str) -> tuple[list[str], bool]:
+        """Names of the 'folders' right under `prefix`, and whether anything is there."""
+        names: list[str] = []
+        anything = False
+        for page in self._pages(f"listing {self.uri}", Prefix=prefix, Delimiter="/"):
+            anything = anything or bool(page.get("Contents") or page.get("CommonPrefixes"))
+            names.extend(p["Prefix"][len(prefix):].rstrip("/")
+                         for p in page.get("CommonPrefixes", []))
+        return names, anything
+
+    def _model_folders(self) -> list[str]:
+        return self._subfolders(self._key())[0]
+
+    def _version_folder_names(self, model: str) -> list[str]:
+        names, anything = self._subfolders(self._key(model))
+        if not anything:
+            raise NotFound(f"model {model!r} not found in {self.uri}")
+        return names
+
+    def _objects(self, model: str, folder: str) -> Iterator[tuple[PurePosixPath, str, int]]:
+        """(relative path, key, size) of every file under a version folder."""
+        prefix = self._key(model, folder)
+        for page in self._pages(f"listing {self.uri}/{model}/{folder}", Prefix=prefix):
+            for obj in page.get("Contents", []):
+                key: str = obj["Key"]
+                if key.endswith("/"):  # a folder marker, not a file
+                    continue
+                rel = key[len(prefix):]
+                parts = rel.split("/")
+                if any(part in ("", ".", "..") for part in parts):
+                    raise InvalidArgument(f"unsafe object key {key!r} in {self.uri}")
+                yield PurePosixPath(*parts), key, int(obj.get("Size", 0))
+
+    def _folder_size(self, model: str, folder: str) -> int:
+        return sum(size for _, _, size in self._objects(model, folder))
+
+    def _fetch_folder(self, model: str, folder: str, dest: Path) -> None:
+        root = dest.resolve()
+        for rel, key, _ in self._objects(model, folder):
+            target = root.joinpath(*rel.parts)
+            if not target.resolve().is_relative_to(root):
+                raise InvalidArgument(f"object key {key!r} leads outside {dest}")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._download_file(key, target)
+
+    def _download_file(self, key: str, target: Path) -> None:
+        self._call(f"downloading s3://{self.bucket}/{key}",
+                   lambda: self.client.download_file(self.bucket, key, str(target)))
