@@ -1,0 +1,1 @@
+"""Policy YAML (schema, loading, live reload) and the pure promote/demote decision."""

@@ -1,0 +1,197 @@
+"""The policy file's schema: what an operator writes in the YAML, field by field.
+
+Durations are seconds as a number or a string with a unit (`500ms`, `30s`, `5m`, `1h`);
+sizes are bytes as a number or a string with a unit (`512m`, `2g`, `1.5GiB`). Unknown keys
+are errors (a typo must not silently fall back to a default).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from pools.names import is_valid_model_name
+
+_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
+_SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_duration(value: object) -> object:
+    """`30`, `30s`, `5m`, `1h`, `250ms` -> seconds (float); other values go on to pydantic."""
+    if isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if not match:
+            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 250ms)")
+        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+    return value
+
+
+def parse_size(value: object) -> object:
+    """`1024`, `512m`, `2g`, `1.5GiB` -> bytes (int, binary units); other values go on."""
+    if isinstance(value, str):
+        match = _SIZE_RE.match(value)
+        if not match:
+            raise ValueError(f"not a size: {value!r} (use e.g. 512m, 2g, 1073741824)")
+        power = _SIZE_POWERS[match.group(2).lower()]
+        return int(float(match.group(1)) * 1024**power)
+    return value
+
+
+def _check_model_name(value: object) -> object:
+    if isinstance(value, str) and not is_valid_model_name(value):
+        raise ValueError(f"invalid model name {value!r}")
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
+PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
+Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
+ModelName = Annotated[str, BeforeValidator(_check_model_name)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PromoteRule(Strict):
+    """A cold model becomes hot when its rate over `window` reaches `min_rate`."""
+
+    min_rate: float = Field(gt=0, description="requests per second, averaged over `window`")
+    window: PositiveDuration = Field(60.0, description="how far back the rate is measured")
+
+
+class DemoteRule(Strict):
+    """A hot model goes back to the cold pool when its rate over `window` is at most `max_rate`."""
+
+    max_rate: float = Field(ge=0, description="requests per second, averaged over `window`")
+    window: PositiveDuration = Field(300.0, description="how far back; at least the promote window")
+
+
+class Backoff(Strict):
+    """Delay before restarting a dead hot instance: doubles per failure, capped."""
+
+    initial: PositiveDuration = 2.0
+    max: PositiveDuration = 60.0
+
+
+class ContainerSettings(Strict):
+    """How one hot model's server is started (a container, or a local process)."""
+
+    image: str = Field("tierserve/model-server:latest", min_length=1,
+                       description="Docker image (ignored by the process runtime)")
+    kind: Literal["tierserve", "tensorflow-serving"] = Field(
+        "tierserve", description="our model server (reads s3:// itself) or the official "
+        "tensorflow/serving image (the model is synced to a local volume first)")
+    command: list[str] | None = Field(
+        None, description="the program before the TF Serving flags; default "
+        "`tierserve model-server` or `tensorflow_model_server` by kind")
+    args: list[str] = Field(default_factory=list, description="extra flags appended")
+    memory: Size | None = Field(None, description="memory limit, e.g. 1g")
+    cpus: float | None = Field(None, gt=0, description="CPU limit in cores, e.g. 0.5")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the server")
+    volumes: dict[str, str] = Field(
+        default_factory=dict, description="extra read-only bind mounts, host path -> path inside")
+
+
+class HotPool(Strict):
+    """One dedicated, always-on server per popular model."""
+
+    max_models: int = Field(ge=0, description="at most this many models hot at once")
+    promote: PromoteRule
+    demote: DemoteRule
+    cooldown: Duration = Field(600.0, description="minimum time a model stays hot once promoted")
+    pinned: list[ModelName] = Field(default_factory=list, description="always hot")
+    drain: Duration = Field(5.0, description="grace between route switch and stop on demotion")
+    start_timeout: PositiveDuration = Field(
+        120.0, description="how long a new instance may take to report AVAILABLE")
+    restart_backoff: Backoff = Field(default_factory=Backoff)
+    container: ContainerSettings = Field(default_factory=ContainerSettings)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> HotPool:
+        if self.demote.max_rate >= self.promote.min_rate:
+            raise ValueError(f"demote.max_rate ({self.demote.max_rate}) must be below "
+                             f"promote.min_rate ({self.promote.min_rate}): the gap is the "
+                             "hysteresis that keeps a model near the threshold from flapping")
+        if self.demote.window < self.promote.window:
+            raise ValueError(f"demote.window ({self.demote.window}s) must be at least "
+                             f"promote.window ({self.promote.window}s)")
+        if len(set(self.pinned)) != len(self.pinned):
+            raise ValueError("pinned lists a model twice")
+        if len(self.pinned) > self.max_models:
+            raise ValueError(f"{len(self.pinned)} pinned models do not fit in "
+                             f"max_models={self.max_models}")
+        return self
+
+
+class ColdPool(Strict):
+    """The shared caching server; the policy carries its bounds for `tierserve up`."""
+
+    max_models: int | None = Field(None, gt=0, description="models kept loaded at once")
+    max_bytes: Size | None = Field(None, description="disk cache bound, e.g. 20g")
+    load_wait: Duration = Field(10.0, description="how long a request waits for a load "
+                                "before 503 + Retry-After")
+
+
+class Variant(Strict):
+    """One arm of an A/B experiment: a real model (and maybe a version or label) and a weight."""
+
+    name: str = Field(min_length=1, max_length=64)
+    model: ModelName
+    version: int | None = Field(None, gt=0)
+    label: str | None = None
+    weight: float = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _one_selector(self) -> Variant:
+        if self.version is not None and self.label is not None:
+            raise ValueError("give a version or a label, not both")
+        return self
+
+
+class Experiment(Strict):
+    """Splits the public model name `name` between variants by weight (router admin API shape)."""
+
+    name: ModelName
+    variants: list[Variant] = Field(min_length=1)
+    sticky_header: str | None = Field(None, description="header whose value pins a client "
+                                      "to one variant (hash); random split without it")
+    enabled: bool = True
+
+    @model_validator(mode="after")
+    def _weights(self) -> Experiment:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError("variant names must be unique")
+        if sum(v.weight for v in self.variants) <= 0:
+            raise ValueError("variant weights must not all be 0")
+        return self
+
+
+class Policy(Strict):
+    """The whole file."""
+
+    store: str = Field(min_length=1, description="model store: s3://bucket/prefix or a path")
+    interval: PositiveDuration = Field(5.0, description="reconcile loop period")
+    hot: HotPool
+    cold: ColdPool = Field(default_factory=ColdPool)
+    experiments: list[Experiment] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_experiments(self) -> Policy:
+        names = [e.name for e in self.experiments]
+        if len(set(names)) != len(names):
+            raise ValueError("two experiments share a name")
+        return self
+
+    def container_hash(self) -> str:
+        """Short hash of everything that shapes a hot instance; a change means replace it."""
+        shape = {"store": self.store, "container": self.hot.container.model_dump(mode="json")}
+        blob = json.dumps(shape, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:12]

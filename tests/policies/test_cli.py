@@ -1,0 +1,32 @@
+"""`tierserve policy check FILE` as a user runs it: exit code and printed errors."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tierserve.procs import tierserve_command
+
+from .test_loader import EXAMPLE
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(tierserve_command("policy", "check", *args), capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_check_accepts_the_example() -> None:
+    result = run(str(EXAMPLE))
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_prints_each_error_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("store: /m\nhot:\n  max_models: -1\n  promote: {min_rate: 0}\n"
+                   "  demote: {max_rate: 1}\n")
+    result = run(str(bad))
+    assert result.returncode == 1
+    assert "hot.max_models: line 3:" in result.stderr
+    assert "hot.promote.min_rate: line 4:" in result.stderr
+    assert "2 error(s)" in result.stderr
