@@ -15,6 +15,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from pools.names import is_valid_model_name
+from router.experiments import ExperimentSpec
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -139,41 +140,6 @@ class ColdPool(Strict):
                                 "before 503 + Retry-After")
 
 
-class Variant(Strict):
-    """One arm of an A/B experiment: a real model (and maybe a version or label) and a weight."""
-
-    name: str = Field(min_length=1, max_length=64)
-    model: ModelName
-    version: int | None = Field(None, gt=0)
-    label: str | None = None
-    weight: float = Field(ge=0)
-
-    @model_validator(mode="after")
-    def _one_selector(self) -> Variant:
-        if self.version is not None and self.label is not None:
-            raise ValueError("give a version or a label, not both")
-        return self
-
-
-class Experiment(Strict):
-    """Splits the public model name `name` between variants by weight (router admin API shape)."""
-
-    name: ModelName
-    variants: list[Variant] = Field(min_length=1)
-    sticky_header: str | None = Field(None, description="header whose value pins a client "
-                                      "to one variant (hash); random split without it")
-    enabled: bool = True
-
-    @model_validator(mode="after")
-    def _weights(self) -> Experiment:
-        names = [v.name for v in self.variants]
-        if len(set(names)) != len(names):
-            raise ValueError("variant names must be unique")
-        if sum(v.weight for v in self.variants) <= 0:
-            raise ValueError("variant weights must not all be 0")
-        return self
-
-
 class Policy(Strict):
     """The whole file."""
 
@@ -181,7 +147,8 @@ class Policy(Strict):
     interval: PositiveDuration = Field(5.0, description="reconcile loop period")
     hot: HotPool
     cold: ColdPool = Field(default_factory=ColdPool)
-    experiments: list[Experiment] = Field(default_factory=list)
+    experiments: list[ExperimentSpec] = Field(
+        default_factory=list, description="A/B experiments, the router admin API's shape")
 
     @model_validator(mode="after")
     def _unique_experiments(self) -> Policy:

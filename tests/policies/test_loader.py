@@ -68,7 +68,7 @@ hot:
   contaner: {}
 experiments:
   - name: e
-    variants: [{name: a, model: m, weight: -1}]
+    variants: [{model: m, weight: -1}]
 """)
     assert set(errors) == {"hot.promote.window", "hot.pinned[1]", "hot.contaner",
                            "experiments[0].variants[0].weight"}
@@ -98,16 +98,16 @@ def test_cross_field_rules(hot: str, needle: str) -> None:
     assert errors["hot"][0] == 2
 
 
-def test_experiment_rules() -> None:
+def test_experiments_use_the_router_admin_shape() -> None:
     base = MINIMAL + "experiments:\n"
-    errors = errors_of(base + "  - name: e\n    variants: [{name: a, model: m, weight: 0}]\n")
-    assert "all be 0" in errors["experiments[0]"][1]
-    errors = errors_of(base + "  - name: e\n    variants:\n      - {name: a, model: m, weight: 1}"
-                       "\n      - {name: a, model: n, weight: 1}\n")
-    assert "unique" in errors["experiments[0]"][1]
-    errors = errors_of(base + "  - name: e\n    variants: [{name: a, model: m, weight: 1,"
-                       " version: 2, label: x}]\n")
-    assert "not both" in errors["experiments[0].variants[0]"][1]
+    ok = parse_policy(base + "  - name: e\n    variants:\n      - {model: m, weight: 70}"
+                      "\n      - {model: n, weight: 30}\n").policy
+    assert ok.experiments[0].stored()["variants"][1] == {"model": "n", "weight": 30}
+    errors = errors_of(base + "  - name: e\n    variants: [{model: m, weight: 60}]\n")
+    assert "sum to 100" in errors["experiments[0].variants"][1]
+    errors = errors_of(base + "  - name: e\n    variants: [{model: m, weight: 100}]\n"
+                       "  - name: e\n    variants: [{model: m, weight: 100}]\n")
+    assert "share a name" in errors[""][1]
 
 
 def test_not_yaml_and_not_a_mapping() -> None:
