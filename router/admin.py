@@ -1,0 +1,197 @@
+"""The admin API under /admin: routing table, pins, stats, events, experiments.
+
+Access: with an admin token configured (TIERSERVE_ADMIN_TOKEN or --admin-token),
+every call needs `Authorization: Bearer <token>` (401 otherwise). With no token
+set, /admin answers only clients connecting from a loopback address (403 for
+anyone else); behind a reverse proxy on the same host that means everyone who
+can reach the proxy, so set a token there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import time
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field, ValidationError
+
+from db import queries
+from db.counts import Stats
+from pools.names import MODEL_NAME_RE
+from router.experiments import ExperimentSpec, ExperimentUpdate
+from router.state import RouterState, get_state
+from tierserve.errors import NotFound
+
+bearer = HTTPBearer(auto_error=False, description="TIERSERVE_ADMIN_TOKEN")
+ModelParam = Annotated[str, Path(pattern=MODEL_NAME_RE.pattern, max_length=128)]
+State = Annotated[RouterState, Depends(get_state)]
+
+
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+async def require_admin(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+    token = get_state(request).config.admin_token
+    if token:
+        given = credentials.credentials if credentials is not None else ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise HTTPException(401, "admin API: missing or wrong bearer token",
+                                headers={"WWW-Authenticate": "Bearer"})
+    elif not _is_loopback(request.client.host if request.client else None):
+        raise HTTPException(403, "admin API: no admin token is set, so only loopback "
+                                 "clients are allowed")
+
+
+admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+
+async def _db(func: Any, *args: Any, **kwargs: Any) -> Any:
+    return await asyncio.to_thread(func, *args, **kwargs)
+
+
+async def _changed(state: RouterState) -> None:
+    # This router sees its own change at once; the others at their next poll.
+    await asyncio.to_thread(state.table.reload)
+
+
+def _stats_json(s: Stats) -> dict[str, Any]:
+    ms = {f"{k}_ms": (None if v is None else round(v * 1000, 3))
+          for k, v in (("mean", s.mean_s), ("p50", s.p50_s), ("p95", s.p95_s), ("p99", s.p99_s))}
+    return {"model": s.model, "variant": s.variant, "shadow": s.shadow, "count": s.count,
+            "errors": s.errors, "error_rate": round(s.error_rate, 6),
+            "rate_per_s": round(s.rate, 6), **ms}
+
+
+@admin.get("/routing", summary="The routing table: placements, experiments, versions")
+async def routing(state: State) -> dict[str, Any]:
+    placements = await _db(queries.list_placements, state.engine)
+    return {"db_version": await _db(queries.routing_version, state.engine),
+            "loaded_version": state.table.version, "cold_url": state.config.cold_url,
+            "placements": [asdict(p) for p in placements],
+            "experiments": sorted(state.table.experiments)}
+
+
+class PlacementBody(BaseModel):
+    pool: Literal["hot", "cold"]
+    endpoint: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    healthy: bool = True
+
+
+@admin.put("/placements/{model}", summary="Route a model to a hot endpoint (or cold)")
+async def put_placement(model: ModelParam, body: PlacementBody, state: State) -> dict[str, Any]:
+    await _db(queries.set_placement, state.engine, model, body.pool, body.endpoint,
+              healthy=body.healthy)
+    await _db(queries.record_event, state.engine, model, "placement", "admin API",
+              f"{body.pool} {body.endpoint or ''}".strip())
+    await _changed(state)
+    return {"model": model, "pool": body.pool, "endpoint": body.endpoint}
+
+
+@admin.delete("/placements/{model}", summary="Send a model back to the cold pool")
+async def delete_placement(model: ModelParam, state: State) -> dict[str, Any]:
+    await _db(queries.remove_placement, state.engine, model)
+    await _changed(state)
+    return {"model": model, "pool": "cold"}
+
+
+@admin.post("/models/{model}/pin", summary="Pin a model: the orchestrator keeps it hot")
+async def pin(model: ModelParam, state: State) -> dict[str, Any]:
+    await _db(queries.set_pinned, state.engine, model, True)
+    await _db(queries.record_event, state.engine, model, "pin", "admin API", "pinned")
+    await _changed(state)
+    return {"model": model, "pinned": True}
+
+
+@admin.delete("/models/{model}/pin", summary="Unpin a model")
+async def unpin(model: ModelParam, state: State) -> dict[str, Any]:
+    await _db(queries.set_pinned, state.engine, model, False)
+    await _db(queries.record_event, state.engine, model, "unpin", "admin API", "unpinned")
+    await _changed(state)
+    return {"model": model, "pinned": False}
+
+
+@admin.get("/stats", summary="Top models by request rate over a window")
+async def stats(state: State, window_s: Annotated[float, Query(gt=0, le=86400 * 31)] = 300,
+                limit: Annotated[int, Query(ge=1, le=10000)] = 20) -> dict[str, Any]:
+    rows = await _db(queries.model_stats, state.engine, window_s, time.time(), limit)
+    return {"window_s": window_s, "models": [_stats_json(s) for s in rows]}
+
+
+@admin.get("/events", summary="Newest events first")
+async def events(state: State, limit: Annotated[int, Query(ge=1, le=10000)] = 100,
+                 model: Annotated[str | None, Query(pattern=MODEL_NAME_RE.pattern)] = None
+                 ) -> dict[str, Any]:
+    rows = await _db(queries.list_events, state.engine, limit, model)
+    return {"events": [asdict(e) for e in rows]}
+
+
+@admin.get("/experiments", summary="Every experiment")
+async def list_experiments(state: State) -> dict[str, Any]:
+    return {"experiments": await _db(queries.list_experiments, state.engine)}
+
+
+@admin.post("/experiments", status_code=201, summary="Create an experiment")
+async def create_experiment(spec: ExperimentSpec, state: State) -> dict[str, Any]:
+    try:
+        await _db(queries.get_experiment, state.engine, spec.name)
+    except NotFound:
+        pass
+    else:
+        raise HTTPException(409, f"experiment {spec.name!r} already exists; PUT to update")
+    await _db(queries.upsert_experiment, state.engine, spec.stored())
+    await _db(queries.record_event, state.engine, spec.name, "experiment-create", "admin API",
+              "created")
+    await _changed(state)
+    return spec.stored()
+
+
+@admin.get("/experiments/{name}", summary="One experiment")
+async def get_experiment(name: ModelParam, state: State) -> dict[str, Any]:
+    result: dict[str, Any] = await _db(queries.get_experiment, state.engine, name)
+    return result
+
+
+@admin.put("/experiments/{name}", summary="Update an experiment (weights apply at once)")
+async def update_experiment(name: ModelParam, body: ExperimentUpdate,
+                            state: State) -> dict[str, Any]:
+    await _db(queries.get_experiment, state.engine, name)  # 404 when missing
+    try:
+        spec = ExperimentSpec.model_validate({"name": name, **body.model_dump(exclude_none=True)})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    await _db(queries.upsert_experiment, state.engine, spec.stored())
+    await _db(queries.record_event, state.engine, name, "experiment-update", "admin API",
+              "weights " + "/".join(str(v.weight) for v in spec.variants))
+    await _changed(state)
+    return spec.stored()
+
+
+@admin.delete("/experiments/{name}", status_code=204, summary="Delete an experiment")
+async def delete_experiment(name: ModelParam, state: State) -> Response:
+    await _db(queries.delete_experiment, state.engine, name)
+    await _db(queries.record_event, state.engine, name, "experiment-delete", "admin API",
+              "deleted")
+    await _changed(state)
+    return Response(status_code=204)
+
+
+@admin.get("/experiments/{name}/stats", summary="Per-variant counts, errors, percentiles")
+async def experiment_stats(name: ModelParam, state: State,
+                           window_s: Annotated[float, Query(gt=0, le=86400 * 31)] = 3600
+                           ) -> dict[str, Any]:
+    await _db(queries.get_experiment, state.engine, name)
+    rows = await _db(queries.experiment_stats, state.engine, name, window_s, time.time())
+    return {"experiment": name, "window_s": window_s,
+            "variants": [_stats_json(s) for s in rows]}

@@ -1,0 +1,90 @@
+"""The router's FastAPI app: wiring, background loops, and the non-admin endpoints."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine
+
+from db.engine import make_engine
+from router import proxy
+from router.admin import admin
+from router.config import RouterConfig
+from router.counting import Counter
+from router.inference import Frontend
+from router.metrics import RouterMetrics
+from router.state import RouterState
+from router.table import RoutingTable
+from tierserve import __version__
+from tierserve.http_errors import install_error_handlers
+
+log = logging.getLogger(__name__)
+METRICS_LABEL_REFRESH_S = 10.0
+SHUTDOWN_GRACE_S = 5.0
+
+async def _every(interval: float, func: Callable[[], Any]) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        func()
+
+def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
+    """The router app. `engine` defaults to `make_engine(config.db_url)`."""
+    engine = engine if engine is not None else make_engine(config.db_url)
+    state = RouterState(config=config, engine=engine,
+                        table=RoutingTable(engine, config.cold_url),
+                        counter=Counter(engine), metrics=RouterMetrics(config.metrics_top_models))
+    frontend = Frontend(state)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await asyncio.to_thread(state.table.reload)
+        state.client = proxy.make_client(config.connect_timeout, config.request_timeout,
+                                         config.max_connections)
+        loops = [asyncio.create_task(coro) for coro in (
+            state.table.poll_forever(config.poll_interval),
+            state.counter.flush_forever(config.flush_interval),
+            _every(METRICS_LABEL_REFRESH_S, state.metrics.refresh_labels))]
+        try:
+            yield
+        finally:
+            for task in loops:
+                task.cancel()
+            await asyncio.gather(*loops, return_exceptions=True)
+            if state.background:  # shadow requests and unhealthy marks still running
+                await asyncio.wait(set(state.background), timeout=SHUTDOWN_GRACE_S)
+            try:
+                await state.counter.flush()
+            except Exception:
+                log.exception("final count flush failed; %d requests lost",
+                              state.counter.pending_requests())
+            await state.client.aclose()
+
+    app = FastAPI(title="tierserve router", version=__version__, lifespan=lifespan,
+                  description="TF Serving's REST API in front of the hot and cold pools, "
+                              "with A/B experiments and an admin API.")
+    app.state.router = state
+    install_error_handlers(app)
+    app.include_router(admin)
+
+    @app.api_route("/v1/{path:path}", methods=["GET", "POST"], tags=["inference"],
+                   summary="TF Serving REST: status, metadata, predict/classify/regress")
+    async def inference(request: Request, path: str) -> Response:
+        return await frontend.handle(request)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, Any]:
+        return {"status": "ok", "routing_version": state.table.version}
+
+    @app.get("/metrics", tags=["ops"])
+    async def metrics() -> Response:
+        state.metrics.routing_version.set(state.table.version)
+        state.metrics.pending_counts.set(state.counter.pending_requests())
+        return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    return app

@@ -1,0 +1,44 @@
+"""`tierserve router`: run the router under uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+
+from router.config import RouterConfig
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--db-url", dest="db_url",
+                        help="SQLAlchemy URL (default sqlite:///var/tierserve.db; "
+                             "env TIERSERVE_DB_URL)")
+    parser.add_argument("--cold-url", dest="cold_url",
+                        help="cold pool base URL (env TIERSERVE_COLD_URL)")
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8500)")
+    parser.add_argument("--admin-token", dest="admin_token",
+                        help="bearer token for /admin (better: env TIERSERVE_ADMIN_TOKEN); "
+                             "unset: /admin answers loopback clients only")
+    parser.add_argument("--sticky-header", dest="sticky_header",
+                        help="header that pins an A/B arm (default X-User-Id)")
+    parser.add_argument("--flush-interval", dest="flush_interval", type=float,
+                        help="seconds between count flushes (default 1)")
+    parser.add_argument("--poll-interval", dest="poll_interval", type=float,
+                        help="seconds between routing version polls (default 1)")
+    parser.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
+                        help="largest request body (default 10 MiB)")
+    parser.add_argument("--connect-timeout", dest="connect_timeout", type=float)
+    parser.add_argument("--request-timeout", dest="request_timeout", type=float)
+    parser.add_argument("--log-level", default="warning")
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from router.app import create_app
+
+    overrides = {name: getattr(args, name, None) for name in RouterConfig.model_fields}
+    config = RouterConfig.load(overrides)
+    app = create_app(config)
+    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level,
+                access_log=False, timeout_graceful_shutdown=10)
+    return 0

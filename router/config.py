@@ -1,0 +1,49 @@
+"""Router settings: defaults < environment (TIERSERVE_*) < command-line flags."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, Field, field_validator
+
+ENV_PREFIX = "TIERSERVE_"
+MiB = 1024 * 1024
+
+
+class RouterConfig(BaseModel):
+    db_url: str = Field("sqlite:///var/tierserve.db", description="SQLAlchemy URL of the db")
+    cold_url: str = Field("http://127.0.0.1:8600", description="base URL of the cold pool")
+    host: str = "127.0.0.1"
+    port: int = Field(8500, ge=0, le=65535)
+    # Bearer token for /admin. Unset: /admin answers loopback clients only.
+    admin_token: str | None = None
+    sticky_header: str = Field("X-User-Id", description="header whose value pins an A/B arm")
+    flush_interval: float = Field(1.0, gt=0, description="seconds between count flushes")
+    poll_interval: float = Field(1.0, gt=0, description="seconds between routing version polls")
+    max_body_bytes: int = Field(10 * MiB, gt=0)
+    connect_timeout: float = Field(1.0, gt=0, description="connecting to a backend, seconds")
+    request_timeout: float = Field(60.0, gt=0, description="a backend's answer, seconds")
+    max_connections: int = Field(512, gt=0, description="pooled backend connections")
+    metrics_top_models: int = Field(20, ge=0, description="models with their own metric label")
+
+    @field_validator("cold_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None,
+             environ: Mapping[str, str] | None = None) -> RouterConfig:
+        """Defaults, then TIERSERVE_<FIELD> variables, then non-None `overrides`."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            key = ENV_PREFIX + name.upper()
+            if key in env and env[key] != "":
+                values[name] = env[key]
+        values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+        return cls.model_validate(values)

@@ -1,0 +1,81 @@
+"""Request counts aggregated in memory and flushed to the db in one transaction.
+
+`record` is a few dict operations on the event loop; the db write happens every
+`flush_interval` from a thread, never per request. A failed flush keeps its
+deltas for the next attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from sqlalchemy import Engine
+
+from db import histogram, queries
+from db.counts import CountDelta
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str, str, int, bool]
+
+
+class Counter:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._pending: dict[Key, CountDelta] = {}
+        self._lock = asyncio.Lock()  # one flush at a time (timer vs shutdown)
+        self.flushed_requests = 0
+
+    def record(self, model: str, latency_s: float, error: bool, *, experiment: str = "",
+               variant: str = "", shadow: bool = False, now: float | None = None) -> None:
+        minute = int((time.time() if now is None else now) // 60)
+        key = (model, experiment, variant, minute, shadow)
+        delta = self._pending.get(key)
+        if delta is None:
+            delta = self._pending[key] = CountDelta(model=model, minute=minute,
+                                                    experiment=experiment, variant=variant,
+                                                    shadow=shadow)
+        delta.count += 1
+        delta.errors += int(error)
+        delta.latency_sum += latency_s
+        delta.hist[histogram.bucket_of(latency_s)] += 1
+
+    def pending_requests(self) -> int:
+        return sum(d.count for d in self._pending.values())
+
+    async def flush(self) -> int:
+        """Write everything recorded so far; returns the number of requests written."""
+        async with self._lock:
+            batch, self._pending = self._pending, {}
+            if not batch:
+                return 0
+            try:
+                await asyncio.to_thread(queries.add_counts, self.engine, list(batch.values()))
+            except Exception:
+                self._merge_back(batch)
+                raise
+            written = sum(d.count for d in batch.values())
+            self.flushed_requests += written
+            return written
+
+    def _merge_back(self, batch: dict[Key, CountDelta]) -> None:
+        for key, old in batch.items():
+            new = self._pending.get(key)
+            if new is None:
+                self._pending[key] = old
+                continue
+            new.count += old.count
+            new.errors += old.errors
+            new.latency_sum += old.latency_sum
+            histogram.merge_into(new.hist, old.hist)
+
+    async def flush_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("count flush failed; %d requests kept for the next one",
+                              self.pending_requests())

@@ -1,0 +1,81 @@
+"""The routing table held in memory, reloaded when the db's routing version changes.
+
+Lookups are plain dict reads on the event loop; only the poller touches the db
+(from a thread), about once per `poll_interval`, with one tiny query unless the
+version moved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from sqlalchemy import Engine
+
+from db import queries
+from db.routing import Placement
+from router.experiments import ExperimentSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Route:
+    base_url: str
+    pool: str  # "hot" | "cold"
+
+
+class RoutingTable:
+    def __init__(self, engine: Engine, cold_url: str) -> None:
+        self.engine = engine
+        self.cold_url = cold_url
+        self.version = -1
+        self.placements: dict[str, Placement] = {}
+        self.experiments: dict[str, ExperimentSpec] = {}
+
+    def route(self, model: str) -> Route:
+        placement = self.placements.get(model)
+        if (placement is not None and placement.pool == "hot" and placement.healthy
+                and placement.endpoint):
+            return Route(placement.endpoint.rstrip("/"), "hot")
+        return Route(self.cold_url, "cold")
+
+    def route_cold(self) -> Route:
+        return Route(self.cold_url, "cold")
+
+    def forget_hot(self, model: str, endpoint: str) -> None:
+        """Stop using an endpoint at once, before the db round trip comes back."""
+        placement = self.placements.get(model)
+        if placement is not None and (placement.endpoint or "").rstrip("/") == endpoint:
+            self.placements = {**self.placements,
+                               model: dataclasses.replace(placement, healthy=False)}
+
+    def reload(self) -> bool:
+        """Blocking: read the db if its version changed. True when the table changed."""
+        version = queries.routing_version(self.engine)
+        if version == self.version:
+            return False
+        snapshot = queries.load_routing(self.engine)
+        experiments: dict[str, ExperimentSpec] = {}
+        for name, spec in snapshot.experiments.items():
+            try:
+                experiments[name] = ExperimentSpec.model_validate(spec)
+            except ValidationError as exc:
+                # Written by someone bypassing the admin API: skip it, keep routing.
+                log.error("experiment %r in the db is invalid, ignored: %s", name, exc)
+        # Swap whole dicts: readers on the loop never see a half-built table.
+        self.placements = snapshot.placements
+        self.experiments = experiments
+        self.version = snapshot.version
+        return True
+
+    async def poll_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await asyncio.to_thread(self.reload)
+            except Exception:  # keep serving the last table through db trouble
+                log.exception("routing table reload failed; keeping version %s", self.version)

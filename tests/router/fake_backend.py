@@ -1,0 +1,50 @@
+"""A tiny TF-Serving-shaped backend for router unit tests: `python -m tests.router.fake_backend
+--port P --a A --name NAME [--delay S]`. predict answers y = a*x; it echoes what it saw."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+
+import uvicorn
+from fastapi import FastAPI, Request, Response
+
+
+def create(a: float, name: str, delay: float) -> FastAPI:
+    app = FastAPI()
+
+    @app.get("/v1/models/{model}")
+    async def status(model: str) -> dict[str, object]:
+        return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
+                                          "status": {"error_code": "OK", "error_message": ""}}]}
+
+    @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
+    async def any_call(request: Request, path: str) -> Response:
+        if delay:
+            await asyncio.sleep(delay)
+        body = await request.body()
+        if path.endswith(":predict"):
+            try:
+                instances = json.loads(body)["instances"]
+            except (ValueError, KeyError):
+                return Response(json.dumps({"error": "bad body"}), status_code=400,
+                                media_type="application/json")
+            payload = {"predictions": [a * x for x in instances], "backend": name,
+                       "path": "/v1/" + path}
+            return Response(json.dumps(payload), media_type="application/json")
+        return Response(json.dumps({"backend": name, "path": "/v1/" + path}),
+                        media_type="application/json")
+
+    return app
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--a", type=float, default=1.0)
+    parser.add_argument("--name", default="fake")
+    parser.add_argument("--delay", type=float, default=0.0)
+    args = parser.parse_args()
+    uvicorn.run(create(args.a, args.name, args.delay), host="127.0.0.1", port=args.port,
+                log_level="warning")
