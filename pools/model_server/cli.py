@@ -1,0 +1,131 @@
+"""`tierserve model-server`: tensorflow_model_server's flags, our TF-Serving-compatible server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+log = logging.getLogger("tierserve.model_server")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--port", type=int, default=8500, help="gRPC port (0: any free port)")
+    add("--rest_api_port", type=int, default=0, help="REST port (0: no REST API, as TF Serving)")
+    add("--host", default="127.0.0.1",
+        help="address both APIs listen on (0.0.0.0 inside a container)")
+    add("--grpc_host", default=None, help="gRPC address (default: --host)")
+    add("--rest_api_host", default=None, help="REST address (default: --host)")
+    add("--model_name", default="default", help="name of the model of --model_base_path")
+    add("--model_base_path", default="",
+        help="folder of the model's numbered versions: a local path or s3://bucket/prefix")
+    add("--model_config_file", default="",
+        help="text-format ModelServerConfig; with neither this nor --model_base_path the "
+             "server starts with no models (load them with HandleReloadConfigRequest)")
+    add("--model_config_file_poll_wait_seconds", type=float, default=0.0,
+        help="re-read --model_config_file this often (0: never)")
+    add("--file_system_poll_wait_seconds", type=float, default=1.0,
+        help="look for new and removed versions this often (0: only at start)")
+    add("--num_load_threads", type=int, default=4,
+        help="models of one reload loaded in parallel")
+    add("--rest_api_num_threads", type=int, default=8, help="REST inference threads")
+    add("--grpc_max_threads", type=int, default=16, help="gRPC worker threads")
+    add("--model_cache_dir", default="",
+        help="where s3:// versions are downloaded (default: a temporary folder)")
+    add("--shutdown_grace_seconds", type=float, default=20.0,
+        help="on SIGTERM, how long in-flight requests may take to finish")
+
+
+def _initial_config(args: argparse.Namespace) -> Any:
+    from pools.model_server import config
+
+    if args.model_config_file:
+        return config.read_file(args.model_config_file)
+    return config.from_flags(args.model_name, args.model_base_path)
+
+
+def run(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    stopping = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    from pools.model_server.grpc_service import make_server
+    from pools.model_server.manager import ModelManager
+    from pools.model_server.metrics import Metrics
+    from pools.model_server.servable import Servable
+    from tierserve.errors import InvalidArgument, TierserveError
+
+    own_cache = not args.model_cache_dir
+    cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))
+    metrics = Metrics()
+    manager = ModelManager(Servable, cache_root, args.num_load_threads, metrics.observe_load)
+    try:
+        try:
+            manager.reload(_initial_config(args))
+        except InvalidArgument as exc:
+            log.error("bad model config: %s", exc.message)
+            return 1
+        except TierserveError as exc:
+            # Unlike TF Serving we keep going: the failed models report END with their error.
+            log.error("%s", exc.message)
+        if stopping.is_set():
+            return 0
+        grpc_host = args.grpc_host or args.host
+        grpc_server, grpc_port = make_server(manager, metrics, grpc_host, args.port,
+                                             args.grpc_max_threads)
+        log.info("gRPC API on %s:%d", grpc_host, grpc_port)
+        manager.start_polling(args.file_system_poll_wait_seconds, args.model_config_file or None,
+                              args.model_config_file_poll_wait_seconds)
+        if args.rest_api_port:
+            _serve_rest(args, manager, metrics, grpc_server, stopping)
+        else:
+            stopping.wait()
+        log.info("shutting down: finishing in-flight requests")
+        grpc_server.stop(args.shutdown_grace_seconds).wait()
+        return 0
+    finally:
+        manager.close()
+        if own_cache:
+            shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def _serve_rest(args: argparse.Namespace, manager: Any, metrics: Any, grpc_server: Any,
+                stopping: threading.Event) -> None:
+    import uvicorn
+
+    from pools.model_server.rest import RestApi
+
+    api = RestApi(manager, metrics, args.rest_api_num_threads)
+    host = args.rest_api_host or args.host
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            # gRPC stops taking new calls at the same moment REST does.
+            grpc_server.stop(args.shutdown_grace_seconds)
+            stopping.set()
+            super().handle_exit(sig, frame)
+
+    config = uvicorn.Config(api.app(), host=host, port=args.rest_api_port, log_level="warning",
+                            timeout_graceful_shutdown=int(args.shutdown_grace_seconds) or None,
+                            lifespan="off", loop="asyncio")
+    server = Server(config)
+    log.info("REST API on %s:%d", host, args.rest_api_port)
+    # uvicorn re-raises the signal it caught after shutting down; our own handler (set
+    # in run) takes it then, so the process exits 0.
+    server.run()
+    api.executor.shutdown(wait=True)

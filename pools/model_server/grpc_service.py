@@ -1,0 +1,183 @@
+"""TF Serving's gRPC API: PredictionService (Predict, GetModelMetadata) and ModelService."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent import futures
+from typing import Any, TypeVar
+
+import grpc
+import tensorflow as tf
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_management_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from pools.model_server.manager import ModelManager
+from pools.model_server.metrics import Metrics
+from pools.model_server.model import VersionState
+from tierserve.errors import InvalidArgument, TierserveError, Unimplemented
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_STATE = get_model_status_pb2.ModelVersionStatus.State
+
+
+def _spec(request: Any) -> tuple[str, int | None, str | None]:
+    spec = request.model_spec
+    if not spec.name:
+        raise InvalidArgument("Missing ModelSpec")
+    version = spec.version.value if spec.HasField("version") else None
+    label = spec.version_label if spec.HasField("version_label") else None
+    return spec.name, version, label
+
+
+def version_status_protos(states: list[VersionState]) -> list[Any]:
+    from tensorflow.core.protobuf import error_codes_pb2
+
+    out = []
+    for state in states:
+        proto = get_model_status_pb2.ModelVersionStatus(
+            version=state.version, state=_STATE.Value(state.state))
+        if state.error is not None:
+            proto.status.error_code = error_codes_pb2.Code.Value(state.error.code_name)
+            proto.status.error_message = state.error.message
+        out.append(proto)
+    return out
+
+
+class _Base:
+    def __init__(self, manager: ModelManager, metrics: Metrics) -> None:
+        self.manager = manager
+        self.metrics = metrics
+
+    def _call(self, context: grpc.ServicerContext, method: str, model: str,
+              fn: Callable[[], T], empty: T) -> T:
+        started = time.monotonic()
+        code = "OK"
+        try:
+            return fn()
+        except TierserveError as exc:
+            code = exc.code_name
+            context.abort(exc.grpc_code, exc.message)
+        except Exception as exc:  # a bug must not kill the worker thread silently
+            code = "INTERNAL"
+            log.exception("gRPC %s failed", method)
+            context.abort(grpc.StatusCode.INTERNAL, str(exc))
+        finally:
+            if model:
+                self.metrics.observe_request(model, "grpc", method, code,
+                                             time.monotonic() - started)
+        return empty  # unreachable: abort raises
+
+
+class PredictionServicer(_Base, prediction_service_pb2_grpc.PredictionServiceServicer):
+    def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._call(context, "predict", request.model_spec.name,
+                          lambda: self._predict(request), predict_pb2.PredictResponse())
+
+    def _predict(self, request: Any) -> Any:
+        name, version, label = _spec(request)
+        version, servable = self.manager.resolve(name, version, label)
+        signature = request.model_spec.signature_name
+        inputs = {}
+        for key, proto in request.inputs.items():
+            try:
+                inputs[key] = tf.make_ndarray(proto)
+            except (TypeError, ValueError) as exc:
+                raise InvalidArgument(f"input {key}: bad TensorProto: {exc}") from exc
+        outputs = servable.predict(signature, inputs, list(request.output_filter) or None)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = version
+        response.model_spec.signature_name = signature or "serving_default"
+        for key, array in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(array))
+        return response
+
+    def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._call(context, "metadata", request.model_spec.name,
+                          lambda: self._metadata(request),
+                          get_model_metadata_pb2.GetModelMetadataResponse())
+
+    def _metadata(self, request: Any) -> Any:
+        name, version, label = _spec(request)
+        fields = list(request.metadata_field)
+        if fields != ["signature_def"]:
+            raise InvalidArgument(f"Metadata field {','.join(fields) or '(none)'} is not "
+                                  "supported; only signature_def is")
+        version, servable = self.manager.resolve(name, version, label)
+        response = get_model_metadata_pb2.GetModelMetadataResponse()
+        response.model_spec.name = name
+        response.model_spec.version.value = version
+        response.metadata["signature_def"].Pack(servable.signature_defs)
+        return response
+
+    def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not implemented")
+
+    def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not implemented")
+
+    def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented")
+
+
+class ModelServicer(_Base, model_service_pb2_grpc.ModelServiceServicer):
+    def GetModelStatus(self, request: Any, context: grpc.ServicerContext) -> Any:
+        return self._call(context, "status", "", lambda: self._status(request),
+                          get_model_status_pb2.GetModelStatusResponse())
+
+    def _status(self, request: Any) -> Any:
+        name, version, label = _spec(request)
+        if label is not None:
+            entry = self.manager.entry(name)
+            labelled = entry.config.version_labels.get(label)
+            if labelled is None:
+                raise InvalidArgument(f"Unrecognized servable version label: {label}")
+            version = labelled
+        states = self.manager.status(name, version)
+        return get_model_status_pb2.GetModelStatusResponse(
+            model_version_status=version_status_protos(states))
+
+    def HandleReloadConfigRequest(self, request: Any, context: grpc.ServicerContext) -> Any:
+        response = model_management_pb2.ReloadConfigResponse()
+        try:
+            self.manager.reload(request.config)
+        except TierserveError as exc:
+            # As TF Serving: the same status in the body and as the RPC's status.
+            from tensorflow.core.protobuf import error_codes_pb2
+
+            response.status.error_code = error_codes_pb2.Code.Value(exc.code_name)
+            response.status.error_message = exc.message
+            context.set_code(exc.grpc_code)
+            context.set_details(exc.message)
+        return response
+
+
+def make_server(manager: ModelManager, metrics: Metrics, host: str, port: int,
+                max_workers: int = 16) -> tuple[grpc.Server, int]:
+    """A started gRPC server; returns it and the bound port."""
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
+                                                    thread_name_prefix="grpc"),
+                         options=[("grpc.max_receive_message_length", 256 << 20),
+                                  ("grpc.max_send_message_length", 256 << 20)])
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
+        PredictionServicer(manager, metrics), server)
+    model_service_pb2_grpc.add_ModelServiceServicer_to_server(
+        ModelServicer(manager, metrics), server)
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {host}:{port}")
+    server.start()
+    return server, bound
+
+
+__all__ = ["Unimplemented", "make_server", "version_status_protos"]

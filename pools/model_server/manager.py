@@ -1,0 +1,199 @@
+"""The served model list: reloads (TF Serving's ReloadConfig semantics) and base path polling."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from pools.model_server import config as configs
+from pools.model_server.model import AVAILABLE, ModelEntry, VersionState
+from pools.model_server.sources import open_source
+from tierserve.errors import NotFound, TierserveError
+
+log = logging.getLogger(__name__)
+
+# Models removed by a reload still answer status (END), like TF Serving; bounded.
+KEEP_RETIRED = 1000
+
+
+class Unknown(TierserveError):
+    """TF Serving's UNKNOWN: what ReloadConfig answers when models did not become available."""
+
+    grpc_code = grpc.StatusCode.UNKNOWN
+    code_name = "UNKNOWN"
+
+
+class ModelManager:
+    """Owns every ModelEntry. Reloads are serialized; the models of one reload load in parallel."""
+
+    def __init__(self, loader: Callable[[Path], Any], cache_root: Path, num_load_threads: int = 4,
+                 on_load: Callable[[float, bool], None] | None = None) -> None:
+        self._loader = loader
+        self._cache_root = cache_root
+        self._on_load = on_load
+        self._pool = ThreadPoolExecutor(max(1, num_load_threads), thread_name_prefix="load")
+        self._config_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._models: dict[str, ModelEntry] = {}
+        self._retired: OrderedDict[str, list[VersionState]] = OrderedDict()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    # -- reads --------------------------------------------------------------------------------
+
+    def entry(self, name: str) -> ModelEntry:
+        with self._lock:
+            entry = self._models.get(name)
+        if entry is None:
+            raise NotFound(f"Servable not found for request: Latest({name})")
+        return entry
+
+    def resolve(self, name: str, version: int | None = None,
+                label: str | None = None) -> tuple[int, Any]:
+        with self._lock:
+            entry = self._models.get(name)
+        if entry is None:
+            what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
+            raise NotFound(f"Servable not found for request: {what}")
+        return entry.resolve(version, label)
+
+    def status(self, name: str, version: int | None = None) -> list[VersionState]:
+        with self._lock:
+            entry = self._models.get(name)
+            retired = self._retired.get(name)
+        states = entry.states() if entry is not None else retired
+        if not states:
+            raise NotFound(f"Could not find any versions of model {name}")
+        if version is not None:
+            states = [s for s in states if s.version == version]
+            if not states:
+                raise NotFound(f"Could not find version {version} of model {name}")
+        return states
+
+    def model_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._models)
+
+    def counts(self) -> tuple[int, int]:
+        """(models with an AVAILABLE version, AVAILABLE versions)."""
+        with self._lock:
+            entries = list(self._models.values())
+        per_model = [len(e.available_versions()) for e in entries]
+        return sum(1 for n in per_model if n), sum(per_model)
+
+    # -- reload -------------------------------------------------------------------------------
+
+    def reload(self, config: Any) -> None:
+        """Make `config`'s list the served one; return once each named model is AVAILABLE or failed.
+
+        Models left out are unloaded; unchanged ones are left alone. Raises InvalidArgument
+        for a bad list (nothing changes) and Unknown naming the models that failed.
+        """
+        models = configs.validate(config)
+        with self._config_lock:
+            with self._lock:
+                current = dict(self._models)
+            wanted = {m.name: m for m in models}
+            removed = [e for name, e in current.items() if name not in wanted]
+            fresh: dict[str, ModelEntry] = {}   # new names: visible (LOADING) at once
+            swaps: dict[str, ModelEntry] = {}   # new base path: old one serves meanwhile
+            touched: list[ModelEntry] = []
+            for name, model in wanted.items():
+                old = current.get(name)
+                if old is not None and configs.same_model(old.config, model):
+                    continue
+                if old is not None and configs.same_source(old.config, model):
+                    old.update_config(model)
+                    touched.append(old)
+                    continue
+                entry = self._new_entry(model)
+                (swaps if old is not None else fresh)[name] = entry
+            for entry in removed:
+                self._retire(entry)
+            with self._lock:
+                for entry in removed:
+                    self._models.pop(entry.name, None)
+                self._models.update(fresh)
+            pending = [*fresh.values(), *swaps.values(), *touched]
+            for future in [self._pool.submit(e.sync) for e in pending]:
+                future.result()
+            with self._lock:
+                replaced = [self._models[n] for n in swaps if n in self._models]
+                self._models.update(swaps)
+            for entry in replaced:
+                self._pool.submit(entry.unload_all)
+            failed = [(e.name, s) for e in pending for s in e.failures()]
+        if failed:
+            parts = [f"{{name: {name} version: {s.version} due to error: "
+                     f"{s.error.code_name if s.error else 'UNKNOWN'}: "
+                     f"{s.error.message if s.error else ''}}}" for name, s in failed]
+            raise Unknown(f"{len(failed)} model(s) did not become available: "
+                          f"{{{', '.join(parts)}, }}")
+
+    def _new_entry(self, model: Any) -> ModelEntry:
+        source = open_source(model.name, model.base_path, self._cache_root)
+        return ModelEntry(model, source, self._loader, self._on_load)
+
+    def _retire(self, entry: ModelEntry) -> None:
+        entry.unload_all()
+        with self._lock:
+            self._retired[entry.name] = entry.states()
+            self._retired.move_to_end(entry.name)
+            while len(self._retired) > KEEP_RETIRED:
+                self._retired.popitem(last=False)
+
+    # -- background polling -------------------------------------------------------------------
+
+    def poll_base_paths_once(self) -> None:
+        with self._lock:
+            entries = list(self._models.values())
+        for future in [self._pool.submit(e.sync) for e in entries]:
+            try:
+                future.result()
+            except Exception:
+                log.exception("polling a base path failed")
+
+    def start_polling(self, every_s: float, config_file: str | None = None,
+                      config_every_s: float = 0.0) -> None:
+        if every_s > 0:
+            self._spawn("fs-poll", every_s, self.poll_base_paths_once)
+        if config_file and config_every_s > 0:
+            last = [Path(config_file).read_text()]
+
+            def poll_config() -> None:
+                text = Path(config_file).read_text()
+                if text != last[0]:
+                    last[0] = text
+                    try:
+                        self.reload(configs.parse_text(text))
+                    except TierserveError as exc:
+                        log.error("reloading %s: %s", config_file, exc.message)
+
+            self._spawn("config-poll", config_every_s, poll_config)
+
+    def _spawn(self, name: str, every_s: float, fn: Callable[[], None]) -> None:
+        def loop() -> None:
+            while not self._stop.wait(every_s):
+                try:
+                    fn()
+                except Exception:
+                    log.exception("%s failed", name)
+
+        thread = threading.Thread(target=loop, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def is_available(states: list[VersionState]) -> bool:
+    return any(s.state == AVAILABLE for s in states)

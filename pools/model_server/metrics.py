@@ -1,0 +1,70 @@
+"""Prometheus metrics of one model server, served at /monitoring/prometheus/metrics."""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
+
+# Per-model labels are bounded: past this many names, models share the label "__other__".
+MAX_MODEL_LABELS = 1000
+OTHER = "__other__"
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+                    2.5, 5.0, 10.0)
+_LOAD_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        self.requests = Counter(
+            "tierserve_model_server_requests_total", "Inference and metadata requests.",
+            ["model", "api", "method", "code"], registry=self.registry)
+        self.latency = Histogram(
+            "tierserve_model_server_request_latency_seconds", "Request latency.",
+            ["model", "api", "method"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.loaded = Gauge(
+            "tierserve_model_server_loaded_versions", "Model versions AVAILABLE now.",
+            registry=self.registry)
+        self.loaded_models = Gauge(
+            "tierserve_model_server_loaded_models", "Models with an AVAILABLE version now.",
+            registry=self.registry)
+        self.load_seconds = Histogram(
+            "tierserve_model_server_model_load_seconds", "Time to fetch and load one version.",
+            buckets=_LOAD_BUCKETS, registry=self.registry)
+        self.loads = Counter(
+            "tierserve_model_server_model_loads_total", "Version loads by outcome.",
+            ["outcome"], registry=self.registry)
+        self._names: set[str] = set()
+        self._lock = threading.Lock()
+
+    def model_label(self, name: str) -> str:
+        with self._lock:
+            if name in self._names:
+                return name
+            if len(self._names) < MAX_MODEL_LABELS:
+                self._names.add(name)
+                return name
+        return OTHER
+
+    def observe_request(self, model: str, api: str, method: str, code: str,
+                        seconds: float) -> None:
+        label = self.model_label(model)
+        self.requests.labels(label, api, method, code).inc()
+        self.latency.labels(label, api, method).observe(seconds)
+
+    def observe_load(self, seconds: float, ok: bool) -> None:
+        self.load_seconds.observe(seconds)
+        self.loads.labels("ok" if ok else "error").inc()
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

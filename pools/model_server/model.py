@@ -1,0 +1,188 @@
+"""One model: its versions, their TF Serving states, and the sync that loads and unloads them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pools.model_server.sources import VersionSource
+from pools.model_server.versions import VersionPolicy, to_unload
+from tierserve.errors import Internal, InvalidArgument, NotFound, TierserveError
+
+log = logging.getLogger(__name__)
+
+START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
+# Unloaded versions stay in the status as END, like TF Serving; only the newest few.
+KEEP_ENDED = 5
+
+Loader = Callable[[Path], Any]
+LoadObserver = Callable[[float, bool], None]
+
+
+@dataclass(frozen=True)
+class VersionState:
+    version: int
+    state: str
+    error: TierserveError | None = None
+    servable: Any = None
+
+
+class ModelEntry:
+    """The versions of one configured model. `sync` is blocking and serialized per model."""
+
+    def __init__(self, config: Any, source: VersionSource, loader: Loader,
+                 on_load: LoadObserver | None = None) -> None:
+        self.config = config
+        self.name: str = config.name
+        self.policy = VersionPolicy.from_proto(config.model_version_policy)
+        self.source = source
+        self._loader = loader
+        self._on_load = on_load or (lambda _s, _ok: None)
+        self._sync_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._states: dict[int, VersionState] = {}
+        self.source_error: TierserveError | None = None
+        self.retired = False
+        self._wanted: frozenset[int] = frozenset()
+
+    # -- reads (any thread, cheap) ----------------------------------------------------------
+
+    def states(self) -> list[VersionState]:
+        """Tracked versions, newest first; a model with none reports its error as version 0."""
+        with self._lock:
+            states = sorted(self._states.values(), key=lambda s: -s.version)
+        if not states and self.source_error is not None:
+            return [VersionState(0, END, self.source_error)]
+        if not states:
+            return [VersionState(0, START)]
+        return states
+
+    def available_versions(self) -> list[int]:
+        with self._lock:
+            return sorted(v for v, s in self._states.items() if s.state == AVAILABLE)
+
+    def resolve(self, version: int | None = None, label: str | None = None) -> tuple[int, Any]:
+        """(version, servable) for a request: a label, a version, or the latest AVAILABLE."""
+        if label is not None:
+            labelled = self.config.version_labels.get(label)
+            if labelled is None:
+                raise InvalidArgument(f"Unrecognized servable version label: {label}")
+            version = labelled
+        with self._lock:
+            if version is None:
+                ready = [s for s in self._states.values() if s.state == AVAILABLE]
+                if not ready:
+                    raise NotFound(f"Servable not found for request: Latest({self.name})")
+                best = max(ready, key=lambda s: s.version)
+                return best.version, best.servable
+            state = self._states.get(version)
+        if state is None or state.state != AVAILABLE:
+            raise NotFound(f"Servable not found for request: Specific({self.name}, {version})")
+        return version, state.servable
+
+    def failures(self) -> list[VersionState]:
+        """After a sync: the wanted versions that failed, or the reason nothing serves."""
+        with self._lock:
+            states = dict(self._states)
+            wanted = self._wanted
+        failed = [states[v] for v in sorted(wanted) if v in states and states[v].error]
+        if failed:
+            return failed
+        if any(s.state == AVAILABLE for s in states.values()):
+            return []
+        return [VersionState(0, END, self.source_error or NotFound(
+            f"No versions of servable {self.name} found under base path "
+            f"{self.config.base_path}"))]
+
+    # -- changes (blocking) -----------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring loaded versions in line with the base path and the version policy."""
+        with self._sync_lock:
+            if self.retired:
+                return
+            try:
+                on_disk = set(self.source.list_versions())
+            except TierserveError as exc:
+                # Keep what is loaded (a transient listing error must not unload a model).
+                self.source_error = exc
+                return
+            except Exception as exc:
+                self.source_error = Internal(f"Listing versions of {self.name}: {exc}")
+                return
+            self.source_error = None if on_disk else NotFound(
+                f"No versions of servable {self.name} found under base path "
+                f"{self.config.base_path}")
+            wanted = self.policy.select(on_disk)
+            with self._lock:
+                self._wanted = frozenset(wanted)
+            with self._lock:
+                # A failed version that left the disk may come back fixed: forget its failure.
+                for version in [v for v, s in self._states.items()
+                                if s.state == END and v not in on_disk]:
+                    del self._states[version]
+                todo = [v for v in sorted(wanted, reverse=True)
+                        if self._states.get(v) is None
+                        or self._states[v].state not in (AVAILABLE, END)
+                        or (self._states[v].state == END and self._states[v].error is None)]
+            for version in todo:
+                self._load(version)
+            with self._lock:
+                loaded = [v for v, s in self._states.items() if s.state == AVAILABLE]
+                ready = any(self._states[v].state == AVAILABLE
+                            for v in wanted if v in self._states)
+            for version in to_unload(loaded, wanted, on_disk, ready):
+                self._unload(version)
+            self._trim()
+
+    def unload_all(self) -> None:
+        with self._sync_lock:
+            self.retired = True
+            for version in self.available_versions():
+                self._unload(version)
+            self._trim()
+
+    def update_config(self, config: Any) -> None:
+        """Same base path, other policy or labels: applied by the next sync."""
+        with self._sync_lock:
+            self.config = config
+            self.policy = VersionPolicy.from_proto(config.model_version_policy)
+
+    def _set(self, state: VersionState) -> None:
+        with self._lock:
+            self._states[state.version] = state
+
+    def _load(self, version: int) -> None:
+        self._set(VersionState(version, LOADING))
+        started = time.monotonic()
+        try:
+            servable = self._loader(self.source.fetch(version))
+        except Exception as exc:
+            error = exc if isinstance(exc, TierserveError) else Internal(str(exc))
+            log.warning("model %s version %s failed to load: %s", self.name, version,
+                        error.message)
+            self._on_load(time.monotonic() - started, False)
+            self._set(VersionState(version, END, error))
+            return
+        self._on_load(time.monotonic() - started, True)
+        log.info("model %s version %s AVAILABLE", self.name, version)
+        self._set(VersionState(version, AVAILABLE, servable=servable))
+
+    def _unload(self, version: int) -> None:
+        self._set(VersionState(version, UNLOADING))
+        # In-flight requests hold their own reference to the servable: dropping ours
+        # frees it only once they are done.
+        self.source.release(version)
+        self._set(VersionState(version, END))
+        log.info("model %s version %s unloaded", self.name, version)
+
+    def _trim(self) -> None:
+        with self._lock:
+            ended = sorted(v for v, s in self._states.items() if s.state == END)
+            for version in ended[:-KEEP_ENDED]:
+                del self._states[version]

@@ -1,0 +1,118 @@
+"""TF Serving's REST API (FastAPI): status, metadata, predict; metrics at /monitoring/...
+
+Inference (decode, run, encode) happens in a thread pool, never in the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+
+from pools.model_server import signatures, tensors
+from pools.model_server.manager import ModelManager
+from pools.model_server.metrics import Metrics
+from pools.model_server.model import VersionState
+from tierserve.errors import InvalidArgument, NotFound, TierserveError, Unimplemented
+from tierserve.http_errors import error_response, install_error_handlers
+
+METRICS_PATH = "/monitoring/prometheus/metrics"
+
+_URL = re.compile(
+    r"^(?P<name>[^/:]+)"
+    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
+    r"(?:/(?P<metadata>metadata)|:(?P<method>[A-Za-z]+))?$")
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(tensors.dumps(body), status_code=status, media_type="application/json")
+
+
+def status_json(states: list[VersionState]) -> dict[str, Any]:
+    return {"model_version_status": [
+        {"version": str(s.version), "state": s.state,
+         "status": {"error_code": s.error.code_name if s.error else "OK",
+                    "error_message": s.error.message if s.error else ""}}
+        for s in states]}
+
+
+class RestApi:
+    def __init__(self, manager: ModelManager, metrics: Metrics, workers: int = 8) -> None:
+        self.manager = manager
+        self.metrics = metrics
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infer")
+
+    def app(self) -> FastAPI:
+        app = FastAPI(title="tierserve model server", docs_url=None, redoc_url=None,
+                      openapi_url=None)
+        install_error_handlers(app)
+        app.add_api_route(METRICS_PATH, self.prometheus, methods=["GET"])
+        app.add_api_route("/v1/models/{rest:path}", self.models, methods=["GET", "POST"])
+        return app
+
+    async def prometheus(self) -> Response:
+        loaded_models, loaded_versions = self.manager.counts()
+        self.metrics.loaded_models.set(loaded_models)
+        self.metrics.loaded.set(loaded_versions)
+        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4")
+
+    async def models(self, rest: str, request: Request) -> Response:
+        match = _URL.match(rest)
+        if match is None:
+            return error_response(InvalidArgument(
+                f"Malformed request: {request.method} {request.url.path}"))
+        name, method = match["name"], match["method"]
+        version = int(match["version"]) if match["version"] is not None else None
+        label = match["label"]
+        kind = "metadata" if match["metadata"] else (method or "status")
+        started = time.monotonic()
+        code = "OK"
+        try:
+            if request.method == "GET" and method is None:
+                if match["metadata"]:
+                    return _json(self._metadata(name, version, label))
+                return _json(status_json(self._status(name, version, label)))
+            if request.method == "POST" and method == "predict":
+                return await self._predict(name, version, label, await request.body())
+            if request.method == "POST" and method in ("classify", "regress"):
+                raise Unimplemented(f"{method} is not implemented by this model server")
+            raise InvalidArgument(f"Malformed request: {request.method} {request.url.path}")
+        except TierserveError as exc:
+            code = exc.code_name
+            return error_response(exc)
+        finally:
+            self.metrics.observe_request(name, "rest", kind, code, time.monotonic() - started)
+
+    def _status(self, name: str, version: int | None, label: str | None) -> list[VersionState]:
+        if label is not None:
+            labelled = self.manager.entry(name).config.version_labels.get(label)
+            if labelled is None:
+                raise InvalidArgument(f"Unrecognized servable version label: {label}")
+            version = labelled
+        return self.manager.status(name, version)
+
+    def _metadata(self, name: str, version: int | None, label: str | None) -> dict[str, Any]:
+        version, servable = self.manager.resolve(name, version, label)
+        return signatures.metadata_json(name, version, servable.signature_defs)
+
+    async def _predict(self, name: str, version: int | None, label: str | None,
+                       body: bytes) -> Response:
+        request = tensors.parse_predict(tensors.parse_body(body))
+        _, servable = self.manager.resolve(name, version, label)
+
+        def work() -> bytes:
+            specs = servable.signature(request.signature_name)
+            inputs = tensors.decode_inputs(request, {n: s.dtype for n, s in specs.items()})
+            outputs = servable.predict(request.signature_name, inputs)
+            return tensors.dumps(tensors.encode_outputs(request.form, outputs))
+
+        loop = asyncio.get_running_loop()
+        content = await loop.run_in_executor(self.executor, work)
+        return Response(content, media_type="application/json")
+
+
+__all__ = ["METRICS_PATH", "NotFound", "RestApi", "status_json"]

@@ -1,0 +1,81 @@
+"""Where a model's versions live: a local base path (served in place) or s3:// (downloaded)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Protocol
+
+from pools.store.base import version_folders
+from tierserve.errors import NotFound
+
+
+class VersionSource(Protocol):
+    def list_versions(self) -> list[int]:
+        """Versions present now; NotFound when the base path does not exist."""
+
+    def fetch(self, version: int) -> Path:
+        """A local folder holding the version's SavedModel (blocking)."""
+
+    def release(self, version: int) -> None:
+        """The version was unloaded: drop any local copy."""
+
+
+class LocalSource:
+    def __init__(self, name: str, base_path: str) -> None:
+        self.name = name
+        self.base = Path(base_path.removeprefix("file://"))
+
+    def _folders(self) -> dict[int, str]:
+        try:
+            entries = [e.name for e in os.scandir(self.base) if e.is_dir()]
+        except (FileNotFoundError, NotADirectoryError) as exc:
+            raise NotFound(
+                f"Could not find base path {self.base} for servable {self.name}") from exc
+        return version_folders(entries)
+
+    def list_versions(self) -> list[int]:
+        return sorted(self._folders())
+
+    def fetch(self, version: int) -> Path:
+        folder = self._folders().get(version)
+        if folder is None:
+            raise NotFound(f"version {version} of {self.name} is gone from {self.base}")
+        return self.base / folder
+
+    def release(self, version: int) -> None:
+        return None
+
+
+class S3Source:
+    """An s3:// base path through pools.store; versions are downloaded under `cache_root`."""
+
+    def __init__(self, name: str, base_path: str, cache_root: Path) -> None:
+        from pools.store import open_store, split_base_path
+
+        self.name = name
+        root, self.folder = split_base_path(base_path)
+        self.store = open_store(root)
+        digest = hashlib.sha1(base_path.encode()).hexdigest()[:12]
+        self.cache = cache_root / f"{self.folder}-{digest}"
+
+    def list_versions(self) -> list[int]:
+        try:
+            return self.store.list_versions(self.folder)
+        except NotFound as exc:
+            raise NotFound(f"Could not find base path for servable {self.name}: "
+                           f"{exc.message}") from exc
+
+    def fetch(self, version: int) -> Path:
+        return self.store.download(self.folder, version, self.cache)
+
+    def release(self, version: int) -> None:
+        shutil.rmtree(self.cache / str(version), ignore_errors=True)
+
+
+def open_source(name: str, base_path: str, cache_root: Path) -> VersionSource:
+    if base_path.startswith("s3://"):
+        return S3Source(name, base_path, cache_root)
+    return LocalSource(name, base_path)
