@@ -72,8 +72,15 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(admin)
 
-    @app.api_route("/v1/{path:path}", methods=["GET", "POST"], tags=["inference"],
-                   summary="TF Serving REST: status, metadata, predict/classify/regress")
+    @app.get("/v1/{path:path}", tags=["inference"],
+             summary="TF Serving REST: GET /v1/models/{name}[/versions/{v}|/labels/{l}]"
+                     "[/metadata]")
+    async def model_status(request: Request, path: str) -> Response:
+        return await frontend.handle(request)
+
+    @app.post("/v1/{path:path}", tags=["inference"],
+              summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
+                      ":predict|classify|regress (body forwarded unchanged)")
     async def inference(request: Request, path: str) -> Response:
         return await frontend.handle(request)
 
