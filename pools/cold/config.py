@@ -1,0 +1,60 @@
+"""The cold pool's settings: flags override `TIERSERVE_POOL_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_policy() -> str:
+    """The eviction policy `pools.eviction` recommends, else LRU."""
+    try:
+        from pools.eviction import DEFAULT_POLICY  # type: ignore[attr-defined]
+    except ImportError:
+        return "lru"
+    return str(DEFAULT_POLICY)
+
+
+class PoolConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TIERSERVE_POOL_", extra="forbid")
+
+    store_uri: str
+    cache_dir: Path
+
+    # Bounds; None means unbounded. Each is enforced before a load or download starts.
+    memory_models: int | None = Field(default=20, ge=1)
+    memory_bytes: int | None = Field(default=None, ge=1)
+    disk_models: int | None = Field(default=200, ge=1)
+    disk_bytes: int | None = Field(default=None, ge=1)
+
+    load_wait_s: float = Field(default=30.0, gt=0)
+    failure_ttl_s: float = Field(default=60.0, ge=0)
+    store_poll_s: float = Field(default=30.0, gt=0)
+    max_parallel_loads: int = Field(default=4, ge=1)
+    eviction_policy: str = Field(default_factory=default_policy)
+
+    # Attach to a running TF-Serving-compatible server instead of starting one.
+    model_server_grpc: str | None = None  # host:port
+    model_server_rest: str | None = None  # http://host:port
+
+    host: str = "127.0.0.1"
+    port: int = 8600
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolConfig:
+        # A loaded model keeps its files on disk, so the disk tier must hold the memory tier.
+        if self.disk_models is not None and (self.memory_models is None
+                                             or self.memory_models > self.disk_models):
+            raise ValueError("disk_models must be at least memory_models")
+        if self.disk_bytes is not None and (self.memory_bytes is None
+                                            or self.memory_bytes > self.disk_bytes):
+            raise ValueError("disk_bytes must be at least memory_bytes")
+        if (self.model_server_grpc is None) != (self.model_server_rest is None):
+            raise ValueError("attach with both model_server_grpc and model_server_rest")
+        return self
+
+    @property
+    def attached(self) -> bool:
+        return self.model_server_grpc is not None

@@ -1,0 +1,253 @@
+"""The miss path: make room, download (if not on disk), load; and the ways out (unload, delete).
+
+All state lives in `Cache` and changes only on the event loop; blocking work
+(store, file system) runs in threads and the model server is driven over
+grpc.aio through the one `ConfigSender`. Room is planned and taken with no
+await in between, so two pipelines can never both take the last slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from pools.cold import disk
+from pools.cold.cache import Cache, Disk, Key, Mem, Tier, key_str
+from pools.cold.config import PoolConfig
+from pools.cold.flight import SingleFlight
+from pools.cold.metrics import PoolMetrics
+from pools.cold.modelserver_client import ModelServerClient
+from pools.cold.sender import ConfigSender
+from pools.store import ModelStore
+from tierserve.errors import (
+    Internal,
+    NotFound,
+    ResourceExhausted,
+    TierserveError,
+    Unavailable,
+    from_code_name,
+)
+
+log = logging.getLogger(__name__)
+
+UNLOAD_CONFIRM_S = 30.0
+LOAD_CONFIRM_S = 60.0
+
+
+class Changes:
+    """Wakes everyone waiting for the cache to change (room freed, a request ended)."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, at_most: float | None = None) -> None:
+        event = self._event
+        try:
+            await asyncio.wait_for(event.wait(), at_most)
+        except TimeoutError:
+            pass
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors not worth remembering: the store or server was away, or the model is gone."""
+    return isinstance(exc, Unavailable | NotFound | ResourceExhausted) or \
+        not isinstance(exc, TierserveError)
+
+
+class Loader:
+    def __init__(self, config: PoolConfig, cache: Cache, store: ModelStore,
+                 client: ModelServerClient, sender: ConfigSender, metrics: PoolMetrics,
+                 changes: Changes) -> None:
+        self.config = config
+        self.cache = cache
+        self.store = store
+        self.client = client
+        self.sender = sender
+        self.metrics = metrics
+        self.changes = changes
+        self.cache_dir: Path = config.cache_dir
+        self.flights: SingleFlight[Key, None] = SingleFlight()
+        self._slots = asyncio.Semaphore(config.max_parallel_loads)
+        self._background: set[asyncio.Task[None]] = set()
+
+    def ensure(self, key: Key) -> asyncio.Task[None]:
+        """The one task that gets `key` loaded (started if none runs)."""
+        return self.flights.task(key, lambda: self._pipeline(key))
+
+    async def close(self) -> None:
+        await self.flights.cancel_all()
+        for task in list(self._background):
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+
+    # -- the miss pipeline ----------------------------------------------------------------
+
+    async def _pipeline(self, key: Key) -> None:
+        cache = self.cache
+        cache.hold(key)
+        try:
+            async with self._slots:
+                e = cache.entry(key)
+                await self._until(lambda: e.mem in (Mem.ABSENT, Mem.LOADED)
+                                  and e.disk in (Disk.ABSENT, Disk.PRESENT))
+                if e.mem is Mem.LOADED:
+                    return
+                size = e.size_bytes if e.disk is Disk.PRESENT else await self._size(key)
+                await self._make_room(Tier.MEMORY, key, size)
+                cache.reserve_memory(key, size)
+                try:
+                    if e.disk is not Disk.PRESENT:
+                        await self._download(key, size)
+                    await self._load(key)
+                except BaseException:
+                    if e.mem in (Mem.RESERVED, Mem.LOADING):
+                        cache.abort_load(key)
+                        self.sender.remove(*key)
+                    raise
+        except TierserveError as exc:
+            if not is_transient(exc):
+                cache.record_failure(key, exc.code_name, exc.message, time.monotonic(),
+                                     self.config.failure_ttl_s)
+            raise
+        finally:
+            cache.release(key)
+            self.changes.notify()
+
+    async def _size(self, key: Key) -> int:
+        return await asyncio.to_thread(self.store.version_size, *key)
+
+    async def _download(self, key: Key, size: int) -> None:
+        model, version = key
+        await self._make_room(Tier.DISK, key, size)
+        self.cache.start_download(key, size)
+        started = time.monotonic()
+        try:
+            path = await asyncio.to_thread(self.store.download, model, version,
+                                           self.cache_dir / model)
+            actual = await asyncio.to_thread(disk.folder_size, path)
+        except BaseException as exc:
+            self.cache.abort_download(key)
+            if isinstance(exc, Exception) and not is_transient(exc):
+                self.metrics.failures.labels("download").inc()
+            if isinstance(exc, Exception) and not isinstance(exc, TierserveError):
+                raise Internal(f"downloading {key_str(key)}: {exc}") from exc
+            raise
+        seconds = time.monotonic() - started
+        self.cache.finish_download(key, actual, seconds, time.monotonic())
+        self.metrics.downloads.inc()
+        self.metrics.download_seconds.observe(seconds)
+        self.changes.notify()
+
+    async def _load(self, key: Key) -> None:
+        model, version = key
+        self.cache.start_load(key)
+        self.sender.add(model, version)
+        started = time.monotonic()
+        error = await self.sender.push()
+        status = await self.client.wait_for(model, version, lambda s: s.settled, LOAD_CONFIRM_S)
+        if status.state == "AVAILABLE":
+            seconds = time.monotonic() - started
+            self.cache.finish_load(key, seconds, time.monotonic())
+            self.metrics.loads.inc()
+            self.metrics.load_seconds.observe(seconds)
+            return
+        if isinstance(error, Unavailable):
+            raise error
+        message = status.error_message or (str(error) if error else f"state {status.state}")
+        code = status.error_code if status.error_code != "OK" else "INTERNAL"
+        failure = from_code_name(code, f"loading {model} version {version} failed: {message}")
+        if isinstance(failure, NotFound | Unavailable):
+            failure = Internal(failure.message)  # a model that does not load is not transient
+        self.metrics.failures.labels("load").inc()
+        # The files may be what is broken: drop them so the next try downloads afresh.
+        self.cache.abort_load(key)
+        self.sender.remove(model, version)
+        await self.sender.push()
+        await self._delete_files(key, evicted=False)
+        raise failure
+
+    # -- room -----------------------------------------------------------------------------
+
+    async def _make_room(self, tier: Tier, key: Key, size: int) -> None:
+        """Return once `key` fits in `tier`; the caller takes the room before any await."""
+        while True:
+            plan = self.cache.plan_room(tier, key, size)
+            if plan.never:
+                raise ResourceExhausted(plan.never)
+            if plan.fits:
+                return
+            if plan.victims:
+                if tier is Tier.MEMORY:
+                    self._spawn(self._unload(list(plan.victims), evicted=True))
+                else:
+                    for victim in plan.victims:
+                        self._spawn(self._delete_files(victim, evicted=True))
+                continue
+            await self.changes.wait()
+
+    async def _until(self, ready: Callable[[], bool]) -> None:
+        while not ready():
+            await self.changes.wait()
+
+    # -- the ways out ---------------------------------------------------------------------
+
+    async def _unload(self, keys: list[Key], evicted: bool) -> None:
+        """Unload loaded, idle versions: out of the desired list, confirmed gone, then free."""
+        for key in keys:
+            self.cache.start_unload(key, evicted=evicted)
+            self.sender.remove(*key)
+            if evicted:
+                self.metrics.evictions.labels(Tier.MEMORY.value).inc()
+        try:
+            await self.sender.push()
+            for model, version in keys:
+                await self.client.wait_for(model, version, lambda s: s.gone, UNLOAD_CONFIRM_S)
+        except TierserveError as exc:
+            log.warning("confirming the unload of %s: %s", [key_str(k) for k in keys], exc)
+        finally:
+            for key in keys:
+                self.cache.finish_unload(key)
+            self.changes.notify()
+
+    async def _delete_files(self, key: Key, evicted: bool) -> None:
+        self.cache.start_delete(key, evicted=evicted)
+        if evicted:
+            self.metrics.evictions.labels(Tier.DISK.value).inc()
+        try:
+            await asyncio.to_thread(disk.delete_version, self.cache_dir, *key)
+        finally:
+            self.cache.finish_delete(key)
+            self.changes.notify()
+
+    async def retire(self, key: Key, delete_files: bool, give_up_s: float | None = None) -> bool:
+        """Unload `key` once no request uses it (and delete its files); False on giving up."""
+        deadline = None if give_up_s is None else time.monotonic() + give_up_s
+        while True:
+            e = self.cache.get(key)
+            if e is None:
+                return True
+            idle = not e.pinned()
+            if e.mem is Mem.LOADED and idle:
+                await self._unload([key], evicted=False)
+                continue
+            if e.mem is Mem.ABSENT and (not delete_files or e.disk is Disk.ABSENT):
+                return True
+            if e.mem is Mem.ABSENT and e.disk is Disk.PRESENT and idle:
+                await self._delete_files(key, evicted=False)
+                return True
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return False
+            await self.changes.wait(left)
+
+    def _spawn(self, coro: object) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)

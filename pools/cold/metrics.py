@@ -1,0 +1,53 @@
+"""Prometheus metrics of the cold pool. No per-model labels: a thousand models would
+mean a thousand series per metric; per-model figures are in the admin listing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from pools.cold.cache import Cache, Tier
+
+_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class PoolMetrics:
+    def __init__(self, cache: Callable[[], Cache]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.hits = Counter("tierserve_pool_hits", "Requests whose model was loaded", registry=r)
+        self.misses = Counter("tierserve_pool_misses", "Requests whose model was not loaded",
+                              registry=r)
+        self.downloads = Counter("tierserve_pool_downloads", "Model versions downloaded",
+                                 registry=r)
+        self.loads = Counter("tierserve_pool_loads", "Model versions loaded", registry=r)
+        self.download_seconds = Histogram("tierserve_pool_download_seconds",
+                                          "Download time per model version", buckets=_SECONDS,
+                                          registry=r)
+        self.load_seconds = Histogram("tierserve_pool_load_seconds",
+                                      "Load time per model version", buckets=_SECONDS, registry=r)
+        self.evictions = Counter("tierserve_pool_evictions", "Evictions by tier", ["tier"],
+                                 registry=r)
+        self.failures = Counter("tierserve_pool_failures",
+                                "Failed downloads and loads (and answers from remembered ones)",
+                                ["stage"], registry=r)
+        self.load_waits = Counter("tierserve_pool_load_wait_timeouts",
+                                  "Requests answered 503 after waiting load_wait", registry=r)
+        for tier in Tier:
+            self.evictions.labels(tier.value)
+        for stage in ("download", "load", "remembered"):
+            self.failures.labels(stage)
+
+        def gauge(name: str, doc: str, fn: Callable[[Cache], float]) -> None:
+            Gauge(name, doc, registry=r).set_function(lambda: fn(cache()))
+
+        gauge("tierserve_pool_loaded_models", "Model versions in memory (loading included)",
+              lambda c: c.usage(Tier.MEMORY).count)
+        gauge("tierserve_pool_loaded_bytes", "Bytes (on disk) of the model versions in memory",
+              lambda c: c.usage(Tier.MEMORY).bytes)
+        gauge("tierserve_pool_disk_models", "Model versions in the disk cache",
+              lambda c: c.usage(Tier.DISK).count)
+        gauge("tierserve_pool_disk_bytes", "Bytes in the disk cache",
+              lambda c: c.usage(Tier.DISK).bytes)
+        gauge("tierserve_pool_in_flight", "Requests being served or waiting for a load",
+              lambda c: sum(e.in_flight for e in c.entries.values()))
