@@ -1,0 +1,1 @@
+"""The orchestrator: a reconcile loop that moves models between pools, and its runtimes."""

@@ -1,0 +1,106 @@
+"""`tierserve orchestrator`: run the promote/demote reconcile loop under a policy file."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from types import FrameType
+
+from orchestrator.runtime import Runtime
+
+log = logging.getLogger("tierserve.orchestrator")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    add = parser.add_argument
+    add("--policy", default=env("TIERSERVE_POLICY", "policy.yaml"), help="policy YAML file")
+    add("--db-url", default=env("TIERSERVE_DB_URL", "sqlite:///var/tierserve.db"),
+        help="SQLAlchemy URL of the db the router reads")
+    add("--runtime", choices=("auto", "docker", "process"),
+        default=env("TIERSERVE_RUNTIME", "auto"),
+        help="where hot models run; auto: Docker when an engine answers, else local processes")
+    add("--scope", default=env("TIERSERVE_SCOPE", "default"),
+        help="name of this deployment: only instances labelled with it are adopted or removed")
+    add("--state-dir", default=env("TIERSERVE_STATE_DIR", "var/orchestrator"),
+        help="process state files, logs and models synced for tensorflow/serving")
+    add("--status-port", type=int, default=int(env("TIERSERVE_ORCHESTRATOR_PORT", "9102")),
+        help="port of /status and /metrics on 127.0.0.1 (0: any free port, -1: none)")
+    add("--status-host", default="127.0.0.1", help="address of /status and /metrics")
+    add("--once", action="store_true", help="run one reconcile pass and exit")
+    add("--stop-instances", action="store_true",
+        help="stop and remove every instance of this scope, then exit")
+
+
+def make_runtime(kind: str, state_dir: Path, scope: str) -> Runtime:
+    if kind in ("auto", "docker"):
+        from orchestrator.docker_runtime import DockerRuntime, docker_available
+
+        reason = docker_available()
+        if reason is None:
+            return DockerRuntime(state_dir, scope)
+        if kind == "docker":
+            raise SystemExit(f"no Docker engine answers: {reason}")
+        log.info("no Docker engine answers (%s): running hot models as local processes", reason)
+    from orchestrator.process_runtime import ProcessRuntime
+
+    return ProcessRuntime(state_dir / "processes", scope)
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from db.engine import make_engine
+    from orchestrator.loop import Orchestrator
+    from orchestrator.status import Metrics, StatusServer
+    from policies.watch import PolicyWatcher
+
+    state_dir = Path(args.state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    runtime = make_runtime(args.runtime, state_dir, args.scope)
+    if args.stop_instances:
+        for inst in runtime.list_instances():
+            runtime.stop(inst)
+            print(f"stopped {inst.model} ({inst.id[:12]})")
+        runtime.close()
+        return 0
+    if args.db_url.startswith("sqlite:///") and not args.db_url.startswith("sqlite:////"):
+        Path(args.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(args.db_url)
+    metrics = Metrics()
+    orch = Orchestrator(engine, PolicyWatcher(Path(args.policy)), runtime, metrics)
+    stop = threading.Event()
+
+    def on_signal(_sig: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    server = None
+    if args.status_port >= 0 and not args.once:
+        server = StatusServer(orch.status, metrics, args.status_host, args.status_port).start()
+    log.info("orchestrator up: runtime %s, scope %s, policy %s", runtime.name, args.scope,
+             args.policy)
+    try:
+        if args.once:
+            report = orch.reconcile_once()
+            print(report)
+            return 1 if "error" in report else 0
+        orch.run_forever(stop)
+    finally:
+        if server is not None:
+            server.stop()
+        orch.close()  # hot instances keep running: the next orchestrator adopts them
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    from tierserve.cli import main
+
+    sys.exit(main(["orchestrator", *sys.argv[1:]]))

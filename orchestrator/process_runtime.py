@@ -1,0 +1,151 @@
+"""Hot instances as local subprocesses of `tierserve model-server` (no Docker engine needed).
+
+Each instance has a state file `<state_dir>/<scope>/<model>.json` (pid, ports, hot_since,
+settings hash), so a restarted orchestrator adopts the processes it left running. The servers
+run in their own session (they outlive the orchestrator, as containers do) and listen on
+127.0.0.1 only. Container-only settings (image, memory, cpus, volumes) do not apply here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import subprocess
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestrator.runtime import Instance, InstanceSpec, Runtime
+from pools.names import check_model_name
+from pools.store import open_store
+from tierserve.errors import Internal
+from tierserve.procs import free_port, tierserve_command
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _State:
+    model: str
+    pid: int
+    rest_port: int
+    grpc_port: int
+    hot_since: float
+    policy_hash: str
+    started_at: float
+    log: str
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie counts as dead)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            state = f.read().rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except (OSError, IndexError):
+        return False
+
+
+def _is_ours(pid: int, model: str) -> bool:
+    """Guards against pid reuse: the process must be a model server for `model`."""
+    try:
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"model-server" in args and model.encode() in args
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self, state_dir: Path, scope: str = "default") -> None:
+        self.dir = Path(state_dir) / check_model_name(scope)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _state_path(self, model: str) -> Path:
+        return self.dir / f"{check_model_name(model)}.json"
+
+    def _read_states(self) -> list[_State]:
+        states = []
+        for path in sorted(self.dir.glob("*.json")):
+            try:
+                states.append(_State(**json.loads(path.read_text())))
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("ignoring unreadable state file %s: %s", path, exc)
+        return states
+
+    def _running(self, state: _State) -> bool:
+        child = self._children.get(state.pid)
+        if child is not None:
+            return child.poll() is None  # also reaps our own exited children
+        return _alive(state.pid) and _is_ours(state.pid, state.model)
+
+    def list_instances(self) -> list[Instance]:
+        out = []
+        for s in self._read_states():
+            running = self._running(s)
+            out.append(Instance(
+                model=s.model, id=f"pid:{s.pid}", endpoint=f"http://127.0.0.1:{s.rest_port}",
+                running=running, hot_since=s.hot_since, policy_hash=s.policy_hash,
+                detail="running" if running else "exited"))
+        return out
+
+    def start(self, spec: InstanceSpec) -> Instance:
+        path = self._state_path(spec.model)
+        for old in self._read_states():
+            if old.model == spec.model and self._running(old):
+                raise Internal(f"{spec.model} already has a server (pid {old.pid})")
+        rest_port, grpc_port = free_port(), free_port()
+        base_path = open_store(spec.store).model_uri(spec.model)
+        cmd = tierserve_command(
+            "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
+            f"--model_name={spec.model}", f"--model_base_path={base_path}",
+            *spec.container.args)
+        log_path = self.dir / f"{spec.model}.log"
+        with open(log_path, "ab") as log_file:
+            try:
+                child = subprocess.Popen(
+                    cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+                    env={**os.environ, **spec.container.env})
+            except OSError as exc:
+                raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
+        self._children[child.pid] = child
+        state = _State(spec.model, child.pid, rest_port, grpc_port, spec.hot_since,
+                       spec.policy_hash, time.time(), str(log_path))
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state)))
+        tmp.replace(path)  # atomic: an adopter never reads half a file
+        return Instance(spec.model, f"pid:{child.pid}", f"http://127.0.0.1:{rest_port}",
+                        True, spec.hot_since, spec.policy_hash, "started")
+
+    def stop(self, instance: Instance, timeout: float = 10.0) -> None:
+        pid = int(instance.id.removeprefix("pid:"))
+        state = next((s for s in self._read_states() if s.pid == pid), None)
+        if state is not None and self._running(state):
+            self._signal(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while self._running(state) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            if self._running(state):
+                self._signal(pid, signal.SIGKILL)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=5)
+        if state is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self._state_path(state.model).unlink()
+
+    def kill(self, instance: Instance) -> None:
+        """SIGKILL, as a crash would (tests and fault drills)."""
+        self._signal(int(instance.id.removeprefix("pid:")), signal.SIGKILL)
+
+    @staticmethod
+    def _signal(pid: int, sig: signal.Signals) -> None:
+        # The server leads its own session: signal the group so helpers die with it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, sig)

@@ -1,0 +1,248 @@
+"""The reconcile loop with an in-memory runtime, a fake clock and a real SQLite db."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from sqlalchemy import Engine
+
+from db import queries
+from db.engine import make_engine
+from orchestrator.loop import Orchestrator
+from policies.decide import Rates
+from policies.schema import Policy
+from policies.watch import PolicyWatcher
+
+from .fakes import Clock, FakeRuntime, policy_text, write_policy
+
+
+class Harness:
+    def __init__(self, tmp_path: Path) -> None:
+        self.policy_path = tmp_path / "policy.yaml"
+        write_policy(self.policy_path, policy_text())
+        self.engine: Engine = make_engine(f"sqlite:///{tmp_path / 'db.sqlite'}")
+        self.clock = Clock()
+        self.runtime = FakeRuntime()
+        self.rates: dict[str, float] = {}
+        self.orch = self.make_orchestrator()
+
+    def make_orchestrator(self) -> Orchestrator:
+        return Orchestrator(self.engine, PolicyWatcher(self.policy_path), self.runtime,
+                            clock=self.clock, probe=self.runtime.probe,
+                            rates=lambda _p, _n: Rates(dict(self.rates), dict(self.rates)))
+
+    def step(self, seconds: float = 1.0) -> dict:
+        self.clock.advance(seconds)
+        return self.orch.reconcile_once()
+
+    def hot_routes(self) -> dict[str, str | None]:
+        return {p.model: p.endpoint for p in queries.list_placements(self.engine)
+                if p.pool == "hot"}
+
+    def events(self, model: str | None = None) -> list[tuple[str, str]]:
+        return [(e.action, e.outcome) for e in
+                reversed(queries.list_events(self.engine, 1000, model))]
+
+
+@pytest.fixture
+def h(tmp_path: Path) -> Iterator[Harness]:
+    harness = Harness(tmp_path)
+    yield harness
+    harness.orch.close()
+
+
+def promote(h: Harness, model: str, rate: float = 10.0) -> None:
+    h.rates[model] = rate
+    h.step()
+    h.runtime.make_ready()
+    h.step()
+
+
+def test_idle_pass_does_nothing(h: Harness) -> None:
+    h.step()
+    h.step()
+    assert h.runtime.started == [] and h.runtime.stopped == []
+    assert [a for a, _ in h.events()] == ["policy_reload"]
+
+
+def test_promotion_routes_hot_only_once_available(h: Harness) -> None:
+    h.rates["a"] = 10.0
+    report = h.step()
+    assert [x["kind"] for x in report["actions"]] == ["promote"]
+    assert h.runtime.started == ["a"]
+    assert h.hot_routes() == {}  # not AVAILABLE yet: the cold pool keeps serving
+    h.step()
+    assert h.runtime.started == ["a"]  # no duplicate while it starts
+    h.runtime.make_ready()
+    h.step()
+    assert h.hot_routes() == {"a": h.runtime.of("a").endpoint}
+    actions = [a for a, _ in h.events("a")]
+    assert actions == ["promote", "route_hot"]
+    h.step()
+    assert len(h.events("a")) == 2  # steady state: nothing more
+
+
+def test_demotion_routes_cold_first_then_stops_after_drain(h: Harness) -> None:
+    promote(h, "a")
+    h.rates["a"] = 0.0
+    h.step(30)  # inside the 60 s cooldown
+    assert "a" in h.hot_routes()
+    h.step(40)
+    assert h.hot_routes() == {}  # routed cold at once
+    assert h.runtime.stopped == []  # but still draining
+    h.step(1)
+    assert h.runtime.stopped == []
+    h.step(1.5)
+    assert h.runtime.stopped == ["a"]
+    assert [a for a, _ in h.events("a")][-2:] == ["demote", "demote"]
+    assert h.events("a")[-1][1] == "drained"
+
+
+def test_dead_instance_goes_cold_and_restarts_with_backoff(h: Harness) -> None:
+    promote(h, "a")
+    first = h.runtime.of("a")
+    h.runtime.crash("a")
+    h.step()
+    assert h.hot_routes() == {}
+    new = h.runtime.of("a")
+    assert new.id != first.id and new.hot_since == first.hot_since  # cooldown is kept
+    h.runtime.crash("a")  # crashes again at once
+    h.step()
+    assert h.runtime.of("a").id == new.id  # backoff: no restart yet
+    h.step(4)
+    third = h.runtime.of("a")
+    assert third.id != new.id
+    h.runtime.make_ready()
+    h.step()
+    assert h.hot_routes() == {"a": third.endpoint}
+    assert h.orch.book.backoff == {}  # AVAILABLE again resets the backoff
+
+
+def test_unanswering_instance_counts_as_dead_after_three_probes(h: Harness) -> None:
+    promote(h, "a")
+    inst = h.runtime.of("a")
+    h.runtime.ready.discard(inst.id)  # still "running", no longer answers
+    h.step()
+    h.step()
+    assert h.runtime.of("a").id == inst.id
+    h.step()
+    assert h.hot_routes() == {}
+    assert h.runtime.of("a").id != inst.id
+
+
+def test_start_timeout_stops_and_retries_later(h: Harness) -> None:
+    h.rates["a"] = 10.0
+    h.step()
+    h.step(21)
+    assert h.runtime.instances == {}
+    assert ("start_timeout", "not AVAILABLE after 20s; stopped, retry after backoff") in \
+        h.events("a")
+    h.step()
+    assert h.runtime.started == ["a"]  # backing off
+    h.step(5)
+    assert h.runtime.started == ["a", "a"]
+
+
+def test_start_failure_is_an_event_and_retried(h: Harness) -> None:
+    h.runtime.fail_start = True
+    h.rates["a"] = 10.0
+    h.step()
+    assert h.events("a")[-1] == ("promote", "failed: image not found")
+    h.runtime.fail_start = False
+    h.step()
+    assert h.runtime.started == []
+    h.step(5)
+    assert h.runtime.started == ["a"]
+
+
+def test_restarted_orchestrator_adopts_without_duplicates(h: Harness) -> None:
+    promote(h, "a")
+    promote(h, "b")
+    routes = h.hot_routes()
+    h.orch.close()
+    h.orch = h.make_orchestrator()
+    h.step()
+    h.step()
+    assert h.runtime.started == ["a", "b"]
+    assert h.hot_routes() == routes
+
+
+def test_duplicates_and_stale_routes_are_cleaned(h: Harness) -> None:
+    promote(h, "a")
+    a = h.runtime.of("a")
+    # A second instance of the same model (e.g. left by a crashed orchestrator).
+    from dataclasses import replace
+
+    dup = replace(a, id="zz", endpoint="http://127.0.0.1:1", hot_since=a.hot_since + 5)
+    h.runtime.instances[dup.id] = dup
+    queries.set_placement(h.engine, "ghost", "hot", "http://127.0.0.1:2")
+    h.step()
+    assert [i.id for i in h.runtime.list_instances()] == [a.id]
+    assert h.hot_routes() == {"a": a.endpoint}
+
+
+def test_pinned_model_is_hot_and_pinned_in_the_db(h: Harness) -> None:
+    write_policy(h.policy_path, policy_text(pinned="[p]"))
+    h.step()
+    h.runtime.make_ready()
+    h.step()
+    assert "p" in h.hot_routes()
+    assert [p.model for p in queries.list_placements(h.engine) if p.pinned] == ["p"]
+    h.step(3600)  # no traffic at all, long after the cooldown
+    assert "p" in h.hot_routes()
+
+
+def test_bad_policy_edit_keeps_the_old_one_and_is_visible(h: Harness) -> None:
+    promote(h, "a")
+    write_policy(h.policy_path, policy_text().replace("max_models: 2", "max_models: many"))
+    h.step()
+    assert h.orch.watcher.policy.hot.max_models == 2
+    status = h.orch.status()
+    assert status["policy"]["valid"] is False
+    assert status["policy"]["errors"][0]["path"] == "hot.max_models"
+    action, outcome = h.events("")[-1]
+    assert action == "policy_reload" and outcome.startswith("rejected: hot.max_models")
+    metrics = generate_latest(h.orch.metrics.registry).decode()
+    assert "tierserve_policy_valid 0.0" in metrics
+    assert "tierserve_policy_reload_errors_total 1.0" in metrics
+    # The loop runs on under the old policy.
+    h.rates["b"] = 10.0
+    h.step()
+    assert h.runtime.started == ["a", "b"]
+    write_policy(h.policy_path, policy_text(max_models=3))
+    h.step()
+    assert h.orch.watcher.policy.hot.max_models == 3
+    assert "tierserve_policy_valid 1.0" in generate_latest(h.orch.metrics.registry).decode()
+
+
+def test_changed_container_settings_replace_the_instance(h: Harness) -> None:
+    promote(h, "a")
+    old = h.runtime.of("a")
+    write_policy(h.policy_path, policy_text(image="img:2"))
+    h.step()
+    new = h.runtime.of("a")
+    assert new.id != old.id and new.policy_hash != old.policy_hash
+    h.runtime.make_ready()
+    h.step()
+    assert h.hot_routes() == {"a": new.endpoint}
+
+
+def test_experiments_in_the_policy_reach_the_db(h: Harness) -> None:
+    write_policy(h.policy_path, policy_text() + "experiments:\n  - name: rec\n    variants:\n"
+                 "      - {model: a, weight: 50}\n      - {model: b, weight: 50}\n")
+    h.step()
+    (spec,) = queries.list_experiments(h.engine)
+    assert spec["name"] == "rec" and [v["model"] for v in spec["variants"]] == ["a", "b"]
+
+
+def test_max_models_bound_holds_in_the_loop(h: Harness) -> None:
+    h.rates.update({"a": 9.0, "b": 8.0, "c": 7.0})
+    h.step()
+    assert sorted(h.runtime.started) == ["a", "b"]
+
+
+def test_policy_type_is_the_schema() -> None:
+    assert Policy.model_fields["hot"].is_required()
