@@ -69,14 +69,20 @@ def cold_server(model_store: Path, log_dir: Path) -> Iterator[str]:
         proc.stop()
 
 
-@pytest.fixture(scope="session")
-def hot_server(model_store: Path, log_dir: Path) -> Iterator[str]:
-    """A dedicated model server for `hotm`: its hot endpoint."""
+@pytest.fixture(scope="module")
+def hot_server_proc(model_store: Path, log_dir: Path) -> Iterator[tuple[ServerProcess, str]]:
+    """A dedicated model server for `hotm` (tests may kill it)."""
     proc, url = start_model_server(log_dir, "hot", model="hotm", base_path=model_store / "hotm")
     try:
-        yield url
+        yield proc, url
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def hot_server(hot_server_proc: tuple[ServerProcess, str]) -> str:
+    """`hotm`'s hot endpoint URL."""
+    return hot_server_proc[1]
 
 
 class RouterProcess:

@@ -1,0 +1,193 @@
+"""The router as a real process in front of real model servers (toy SavedModels).
+
+Cold address: one model server holding every model; hot address: a dedicated model
+server for `hotm`. The last test kills that hot server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from db import queries
+from db.engine import make_engine
+from router import split
+from tests.router.conftest import ADMIN_TOKEN, RouterProcess, start_router
+from tierserve.cli import main as tierserve_main
+
+pytestmark = pytest.mark.slow
+
+
+def predict(client: httpx.Client, model: str, xs: list[float],
+            headers: dict[str, str] | None = None) -> httpx.Response:
+    return client.post(f"/v1/models/{model}:predict", json={"instances": xs},
+                       headers=headers or {})
+
+
+def wait_for(check: object, timeout: float = 20.0) -> None:
+    """Poll `check()` until true (flushes run every 0.2 s here); fail after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.1)
+
+
+def test_predictions_hot_and_cold(router_proc: RouterProcess, hot_server: str) -> None:
+    with router_proc.admin() as admin:
+        r = admin.put("/admin/placements/hotm", json={"pool": "hot", "endpoint": hot_server})
+        assert r.status_code == 200
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        r = predict(client, "hotm", [1.0, 2.5])
+        assert (r.status_code, r.json()) == (200, {"predictions": [2.0, 5.0]})
+        assert r.headers["x-tierserve-pool"] == "hot"
+        r = predict(client, "coldm", [1.0, 2.0])
+        assert r.json() == {"predictions": [5.0, 10.0]}  # latest version: a = 5
+        assert (r.headers["x-tierserve-pool"], r.headers["x-tierserve-model"]) == (
+            "cold", "coldm")
+        r = client.post("/v1/models/coldm/versions/2:predict", json={"inputs": [2.0]})
+        assert r.json() == {"outputs": [10.0]}
+        r = client.get("/v1/models/coldm/versions/2")
+        assert r.json()["model_version_status"][0]["state"] == "AVAILABLE"
+        r = client.get("/v1/models/hotm/metadata")
+        assert r.status_code == 200 and r.headers["x-tierserve-pool"] == "hot"
+        # The model server's own error comes back unchanged (TF Serving's shape).
+        r = predict(client, "nosuchmodel", [1.0])
+        assert r.status_code == 404 and "error" in r.json()
+
+
+def test_counts_equal_requests_under_50_concurrent_clients(
+        tmp_path: Path, log_dir: Path, cold_server: str) -> None:
+    db_path = tmp_path / "counts.db"
+    router = start_router(log_dir, db_path, cold_server)
+    per_client, clients = 8, 50
+
+    async def one_client(i: int, client: httpx.AsyncClient) -> int:
+        ok = 0
+        for j in range(per_client):
+            model = "coldm" if (i + j) % 2 else "arm-a"
+            r = await client.post(f"/v1/models/{model}:predict", json={"instances": [1.0]})
+            ok += r.status_code == 200
+        return ok
+
+    async def drive() -> int:
+        limits = httpx.Limits(max_connections=clients)
+        async with httpx.AsyncClient(base_url=router.url, timeout=60, limits=limits) as client:
+            return sum(await asyncio.gather(*(one_client(i, client) for i in range(clients))))
+
+    try:
+        assert asyncio.run(drive()) == per_client * clients
+    finally:
+        router.proc.stop()  # SIGTERM: the router flushes what is left before exiting
+    engine = make_engine(f"sqlite:///{db_path}")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT model, sum(count) FROM request_counts GROUP BY model")).all())
+        assert conn.execute(text("SELECT sum(errors) FROM request_counts")).scalar() == 0
+    assert rows == {"coldm": per_client * clients // 2, "arm-a": per_client * clients // 2}
+    [stats_a, _] = sorted(queries.model_stats(engine, 3600, time.time()),
+                                key=lambda s: s.model)
+    assert stats_a.p50_s is not None and stats_a.p99_s is not None
+    assert stats_a.p50_s <= stats_a.p99_s
+
+
+def test_sticky_split_through_the_router(router_proc: RouterProcess) -> None:
+    spec = {"name": "rec", "variants": [{"model": "arm-a", "weight": 90},
+                                        {"model": "arm-b", "weight": 10}]}
+    with router_proc.admin() as admin:
+        assert admin.post("/admin/experiments", json=spec).status_code == 201
+    keys = [f"user-{i}" for i in range(400)]
+
+    async def drive() -> dict[str, tuple[str, list[float]]]:
+        async with httpx.AsyncClient(base_url=router_proc.url, timeout=60) as client:
+            sem = asyncio.Semaphore(16)
+
+            async def one(key: str) -> tuple[str, tuple[str, list[float]]]:
+                async with sem:
+                    r = await client.post("/v1/models/rec:predict", json={"instances": [1.0]},
+                                          headers={"X-User-Id": key})
+                return key, (r.headers["x-tierserve-variant"], r.json()["predictions"])
+
+            return dict(await asyncio.gather(*(one(k) for k in keys)))
+
+    first = asyncio.run(drive())
+    expected = {k: ("arm-a", [10.0]) if split.pick([90, 10], split.sticky_bucket("rec", k)) == 0
+                else ("arm-b", [20.0]) for k in keys}
+    assert first == expected  # the arm AND the answer of that arm's real model
+    assert 320 <= sum(arm == "arm-a" for arm, _ in first.values()) <= 400
+    assert asyncio.run(drive()) == first  # each key keeps its arm
+
+
+def test_shadow_keeps_answer_and_counts_apart(router_proc: RouterProcess) -> None:
+    spec = {"name": "shadowed", "variants": [{"model": "arm-a", "weight": 100}],
+            "shadow": {"model": "shadowm", "percent": 100}}
+    with router_proc.admin() as admin:
+        assert admin.post("/admin/experiments", json=spec).status_code == 201
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        for _ in range(30):
+            r = predict(client, "shadowed", [1.0])
+            assert r.json() == {"predictions": [10.0]}  # never the shadow's 30.0
+            assert r.headers["x-tierserve-variant"] == "arm-a"
+    with router_proc.admin() as admin:
+        def arms() -> dict[tuple[str, bool], int]:
+            body = admin.get("/admin/experiments/shadowed/stats").json()
+            return {(v["variant"], v["shadow"]): v["count"] for v in body["variants"]}
+
+        wait_for(lambda: arms() == {("arm-a", False): 30, ("shadowm", True): 30})
+
+
+def test_admin_needs_the_token_and_rejects_bad_experiments(router_proc: RouterProcess) -> None:
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        assert client.get("/admin/routing").status_code == 401
+        assert client.get("/admin/experiments",
+                          headers={"Authorization": "Bearer wrong"}).status_code == 401
+    with router_proc.admin() as admin:
+        r = admin.post("/admin/experiments", json={
+            "name": "bad", "variants": [{"model": "arm-a", "weight": 90}]})
+        assert r.status_code == 422 and "variants" in r.json()["error"]
+        r = admin.post("/admin/experiments", json={
+            "name": "bad", "variants": [{"model": "arm-a", "weight": 100}],
+            "shadow": {"model": "shadowm", "percent": 150}})
+        assert r.status_code == 422 and "percent" in r.json()["error"]
+
+
+def test_experiments_cli(router_proc: RouterProcess, capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["experiments", "--url", router_proc.url, "--token", ADMIN_TOKEN]
+    assert tierserve_main([*base, "create", "cli-exp", "--variant", "arm-a=50",
+                           "--variant", "coldm:2=50"]) == 0
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        answers = {predict(client, "cli-exp", [1.0], {"X-User-Id": f"k{i}"}).json()[
+            "predictions"][0] for i in range(40)}
+    assert answers == {10.0, 5.0}
+    assert tierserve_main([*base, "update", "cli-exp", "--variant", "coldm:2=100"]) == 0
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        assert {predict(client, "cli-exp", [1.0], {"X-User-Id": f"k{i}"}).json()[
+            "predictions"][0] for i in range(20)} == {5.0}
+    assert tierserve_main([*base, "update", "cli-exp", "--variant", "coldm=90"]) == 1
+    assert "sum to 100" in capsys.readouterr().err
+    assert tierserve_main([*base, "list"]) == 0
+    assert '"cli-exp"' in capsys.readouterr().out
+    assert tierserve_main([*base, "delete", "cli-exp"]) == 0
+    assert tierserve_main(["experiments", "--url", router_proc.url, "list"]) == 1
+
+
+def test_hot_endpoint_killed_requests_go_cold(router_proc: RouterProcess, hot_server: str,
+                                              request: pytest.FixtureRequest) -> None:
+    """Runs last in this module: it kills the hot model server."""
+    with router_proc.admin() as admin:
+        admin.put("/admin/placements/hotm", json={"pool": "hot", "endpoint": hot_server})
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        assert predict(client, "hotm", [1.0]).headers["x-tierserve-pool"] == "hot"
+        request.getfixturevalue("hot_server_proc")[0].kill()
+        for i in range(10):
+            r = predict(client, "hotm", [float(i)])
+            assert (r.status_code, r.json()) == (200, {"predictions": [2.0 * i]})
+            assert r.headers["x-tierserve-pool"] == "cold"
+    engine = make_engine(router_proc.db_url)
+    [placement] = [p for p in queries.list_placements(engine) if p.model == "hotm"]
+    assert placement.healthy is False
+    assert queries.list_events(engine, model="hotm")[0].action == "unhealthy"
