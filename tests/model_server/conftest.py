@@ -1,0 +1,47 @@
+"""One model server per session for the read-only tests, serving toy and TF Serving models."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pools import toy_models
+from tests.conftest import half_plus_two_dir
+from tests.model_server.helpers import ModelServer, config_text, start_model_server
+
+# m1: y = 2x (v1); m2: v1 y = 3x, v2 y = 4x + 1 (latest); m3: every version, labels.
+# live: changed by test_live_versions while the server runs.
+TOYS = {"m1": ({1: 2.0}, 0.0), "m2": ({1: 3.0, 2: 4.0}, 1.0), "m3": ({1: 5.0, 2: 6.0}, 0.0),
+        "live": ({1: 1.0}, 0.0)}
+
+
+@pytest.fixture(scope="session")
+def store_root(tmp_path_factory: pytest.TempPathFactory, toy_template: Path) -> Path:
+    root = tmp_path_factory.mktemp("ms-store")
+    for name, (versions, b) in TOYS.items():
+        toy_models.write_model(root, name, versions, b=b)
+    corrupt = root / "corrupt" / "1"
+    shutil.copytree(toy_template, corrupt)
+    (corrupt / "saved_model.pb").write_bytes(b"this is not a SavedModel")
+    (root / "empty" / "1").mkdir(parents=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def served(store_root: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
+           ) -> Iterator[ModelServer]:
+    half = half_plus_two_dir()
+    models = {name: str(store_root / name) for name in [*TOYS, "corrupt", "empty"]}
+    models["half_plus_two"] = str(half)
+    extra = {"m3": 'model_version_policy { all {} } '
+                   'version_labels { key: "stable" value: 1 } '
+                   'version_labels { key: "canary" value: 2 }'}
+    config = tmp_path_factory.mktemp("ms-config") / "models.config"
+    config.write_text(config_text(models, extra))
+    server = start_model_server(log_dir, "--model_config_file", str(config),
+                                "--file_system_poll_wait_seconds", "0.5", name="ms-main")
+    yield server
+    server.stop()
