@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,9 @@ OWNER = "tierserve"
 # container's interface for the published port to reach it.
 TIERSERVE_HOST_ARGS = ["--host=0.0.0.0"]
 TF_SERVING_MODELS = "/models"
+# When the orchestrator itself runs in a container (compose), hot containers join this
+# network and are reached there by name: 127.0.0.1 would be the orchestrator's own loopback.
+NETWORK_ENV = "TIERSERVE_DOCKER_NETWORK"
 
 
 def _error(exc: Exception, what: str) -> TierserveError:
@@ -63,8 +67,10 @@ def docker_available(timeout: float = 3.0) -> str | None:
 class DockerRuntime(Runtime):
     name = "docker"
 
-    def __init__(self, state_dir: Path, scope: str = "default", timeout: float = 30.0) -> None:
+    def __init__(self, state_dir: Path, scope: str = "default", timeout: float = 30.0,
+                 network: str | None = None) -> None:
         self.scope = check_model_name(scope)
+        self.network = network or os.environ.get(NETWORK_ENV) or None
         self.state_dir = Path(state_dir)
         try:
             self.client = docker.from_env(timeout=timeout)
@@ -83,14 +89,18 @@ class DockerRuntime(Runtime):
             containers = self.client.containers.list(all=True, filters=self._filters())
         except DockerException as exc:
             raise _error(exc, "list containers") from None
-        return sorted((self._instance(c) for c in containers), key=lambda i: (i.model, i.id))
+        return sorted((self._instance(c, self.network) for c in containers),
+                      key=lambda i: (i.model, i.id))
 
     @staticmethod
-    def _instance(container: Any) -> Instance:
+    def _instance(container: Any, network: str | None = None) -> Instance:
         labels = container.labels
-        ports = (container.attrs.get("NetworkSettings") or {}).get("Ports") or {}
+        settings = container.attrs.get("NetworkSettings") or {}
+        ports = settings.get("Ports") or {}
         bound = ports.get(f"{REST_PORT}/tcp") or []
         endpoint = f"http://127.0.0.1:{bound[0]['HostPort']}" if bound else None
+        if network and network in (settings.get("Networks") or {}):
+            endpoint = f"http://{container.name}:{REST_PORT}"
         state = container.attrs.get("State") or {}
         running = container.status == "running"
         detail = container.status if running else f"{container.status} ({state.get('ExitCode')})"
@@ -137,6 +147,8 @@ class DockerRuntime(Runtime):
             kwargs["mem_limit"] = settings.memory
         if settings.cpus:
             kwargs["nano_cpus"] = int(settings.cpus * 1e9)
+        if self.network:
+            kwargs["network"] = self.network
         try:
             container = self.client.containers.run(
                 settings.image, command=command, name=self.container_name(spec.model),
@@ -149,7 +161,7 @@ class DockerRuntime(Runtime):
             container.reload()  # the published host ports are known only after start
         except DockerException as exc:
             raise _error(exc, f"start {spec.model}") from None
-        return self._instance(container)
+        return self._instance(container, self.network)
 
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         try:
