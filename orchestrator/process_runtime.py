@@ -55,7 +55,7 @@ def _is_ours(pid: int, model: str) -> bool:
         args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"model-server" in args and model.encode() in args
+    return b"model-server" in args and f"--model_name={model}".encode() in args
 
 
 class ProcessRuntime(Runtime):

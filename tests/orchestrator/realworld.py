@@ -1,0 +1,141 @@
+"""A real orchestrator (`tierserve orchestrator` subprocess) over a SQLite db, a policy file and
+a real runtime (Docker or local processes), plus the waits and checks the scenarios share."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import yaml
+from sqlalchemy import Engine
+
+from db import queries
+from db.counts import CountDelta
+from db.engine import make_engine
+from orchestrator.runtime import Instance, Runtime
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0,
+             every: float = 0.25) -> T:
+    """Poll `check` until it returns something truthy; bounded."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = check()
+        except Exception as exc:  # the thing may be between states
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def policy_dict(store: Path, container: dict[str, Any], **hot: Any) -> dict[str, Any]:
+    return {
+        "store": str(store),
+        "interval": "500ms",
+        "hot": {
+            "max_models": 2,
+            "promote": {"min_rate": 1, "window": "10s"},
+            "demote": {"max_rate": 0.5, "window": "20s"},
+            "cooldown": "2s",
+            "drain": "1s",
+            "start_timeout": "120s",
+            "restart_backoff": {"initial": "1s", "max": "5s"},
+            "container": container,
+            **hot,
+        },
+    }
+
+
+class World:
+    def __init__(self, root: Path, runtime: Runtime, runtime_flag: str, scope: str,
+                 policy: dict[str, Any], log_dir: Path, db_url: str | None = None) -> None:
+        self.root = root
+        self.runtime = runtime
+        self.runtime_flag = runtime_flag
+        self.scope = scope
+        self.log_dir = log_dir
+        self.policy_path = root / "policy.yaml"
+        self.db_url = db_url or f"sqlite:///{root / 'tierserve.db'}"
+        self.engine: Engine = make_engine(self.db_url)
+        self.status_port = free_port()
+        self.proc: ServerProcess | None = None
+        self._writes = 0
+        self.write_policy(policy)
+
+    # -- the policy file -----------------------------------------------------------------
+
+    def write_policy(self, policy: dict[str, Any] | str) -> None:
+        text = policy if isinstance(policy, str) else yaml.safe_dump(policy, sort_keys=False)
+        self.policy_path.write_text(text)
+        self._writes += 1
+        st = self.policy_path.stat()  # a visible change even with coarse mtimes
+        os.utime(self.policy_path, ns=(st.st_atime_ns, st.st_mtime_ns + self._writes * 10**9))
+
+    # -- the orchestrator process --------------------------------------------------------
+
+    def start_orchestrator(self) -> None:
+        self.proc = ServerProcess(
+            tierserve_command("orchestrator", "--policy", str(self.policy_path),
+                              "--db-url", self.db_url, "--runtime", self.runtime_flag,
+                              "--scope", self.scope, "--state-dir", str(self.root / "state"),
+                              "--status-port", str(self.status_port)),
+            ready_url=f"http://127.0.0.1:{self.status_port}/healthz",
+            log_path=self.log_dir / f"orchestrator-{self.scope}.log")
+        self.proc.wait_ready(timeout=60)
+
+    def stop_orchestrator(self) -> None:
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+    def status(self) -> dict[str, Any]:
+        return httpx.get(f"http://127.0.0.1:{self.status_port}/status", timeout=5).json()
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.status_port}/metrics/", timeout=5).text
+
+    # -- observations --------------------------------------------------------------------
+
+    def traffic(self, model: str, count: int = 2000) -> None:
+        """Requests counted for `model` this minute, as the router would flush them."""
+        queries.add_counts(self.engine, [CountDelta(model=model, minute=int(time.time() // 60),
+                                                    count=count)])
+
+    def instances(self, model: str | None = None) -> list[Instance]:
+        return [i for i in self.runtime.list_instances() if model is None or i.model == model]
+
+    def hot_endpoint(self, model: str) -> str | None:
+        for p in queries.list_placements(self.engine):
+            if p.model == model and p.pool == "hot" and p.healthy:
+                return p.endpoint
+        return None
+
+    def events(self, model: str | None = None) -> list[tuple[str, str]]:
+        return [(e.action, e.outcome)
+                for e in reversed(queries.list_events(self.engine, 1000, model))]
+
+    def predict(self, endpoint: str, model: str, xs: list[float]) -> list[float]:
+        resp = httpx.post(f"{endpoint}/v1/models/{model}:predict", json={"instances": xs},
+                          timeout=10)
+        resp.raise_for_status()
+        return list(resp.json()["predictions"])
+
+    def log_tail(self) -> str:
+        return self.proc.log_tail(60) if self.proc else "(orchestrator not running)"
+
+    def close(self) -> None:
+        self.stop_orchestrator()
+        for inst in self.runtime.list_instances():
+            self.runtime.stop(inst, timeout=5)
+        self.runtime.close()
+        self.engine.dispose()
