@@ -21,6 +21,7 @@ from router.inference import Frontend
 from router.metrics import RouterMetrics
 from router.state import RouterState
 from router.table import RoutingTable
+from router.ui import ui
 from tierserve import __version__
 from tierserve.http_errors import install_error_handlers
 
@@ -71,6 +72,7 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     app.state.router = state
     install_error_handlers(app)
     app.include_router(admin)
+    app.include_router(ui)
 
     @app.get("/v1/{path:path}", tags=["inference"],
              summary="TF Serving REST: GET /v1/models/{name}[/versions/{v}|/labels/{l}]"

@@ -1,0 +1,77 @@
+"""The dashboard at /ui: one static page and the one JSON call it polls.
+
+The page shows every model with its pool and a request-rate sparkline, the
+cold pool's cache, experiments with per-variant traffic (weights editable
+through the admin API) and the event timeline. The JSON call sits behind the
+same admin guard as /admin: it reveals traffic, so it is not public.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from importlib import resources
+from typing import Any
+
+import httpx
+from fastapi import APIRouter, Depends
+from fastapi.responses import HTMLResponse
+
+from db import queries
+from db.series import minute_series
+from router.admin import State, _stats_json, require_admin
+
+SPARK_MINUTES = 30
+STATS_WINDOW_S = 300.0
+
+ui = APIRouter(tags=["dashboard"])
+
+
+@ui.get("/ui", response_class=HTMLResponse, include_in_schema=False)
+async def page() -> HTMLResponse:
+    html = resources.files("router").joinpath("static/dashboard.html").read_text()
+    return HTMLResponse(html)
+
+
+def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
+    engine = state.engine
+    placements = {p.model: p for p in queries.list_placements(engine)}
+    stats = {s.model: s for s in queries.model_stats(engine, STATS_WINDOW_S, now)}
+    series = minute_series(engine, SPARK_MINUTES, now)
+    experiments = []
+    for spec in queries.list_experiments(engine):
+        arms = queries.experiment_stats(engine, spec["name"], 3600.0, now)
+        experiments.append({"spec": spec, "variants": [_stats_json(s) for s in arms]})
+    models = []
+    for name in sorted(set(placements) | set(stats) | set(series)):
+        p = placements.get(name)
+        hot = p is not None and p.pool == "hot"
+        models.append({
+            "model": name, "pool": "hot" if hot else "cold",
+            "endpoint": p.endpoint if hot and p else None,
+            "healthy": p.healthy if p else True, "pinned": bool(p and p.pinned),
+            "series": series.get(name, [0] * SPARK_MINUTES),
+            "stats": _stats_json(stats[name]) if name in stats else None,
+        })
+    events = [{"ts": e.ts, "model": e.model, "action": e.action, "reason": e.reason,
+               "outcome": e.outcome} for e in queries.list_events(engine, limit=50)]
+    return {"now": now, "spark_minutes": SPARK_MINUTES, "models": models,
+            "experiments": experiments, "events": events}
+
+
+async def _cold_cache(state: Any) -> dict[str, Any]:
+    try:
+        response = await state.http().get(f"{state.config.cold_url}/admin/models", timeout=2.0)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+    except (httpx.HTTPError, ValueError) as exc:
+        return {"error": f"cold pool cache not available: {exc!s}"}
+
+
+@ui.get("/ui/api/overview", dependencies=[Depends(require_admin)],
+        summary="Everything the dashboard shows, in one call")
+async def overview(state: State) -> dict[str, Any]:
+    body, cache = await asyncio.gather(
+        asyncio.to_thread(_overview_from_db, state, time.time()), _cold_cache(state))
+    return {**body, "cold_cache": cache}
