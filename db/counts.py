@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, and_, func, select
 from sqlalchemy.exc import IntegrityError
 
 from db import histogram
+from db.engine import write
 from db.schema import HIST_COLUMNS, request_counts
 
 T = request_counts
@@ -89,7 +90,7 @@ def add_counts(engine: Engine, deltas: Iterable[CountDelta]) -> int:
     batch = [d for d in deltas if d.count or d.errors]
     if not batch:
         return 0
-    with engine.begin() as conn:
+    with write(engine) as conn:
         for delta in batch:
             _merge_one(conn, delta)
     return len(batch)

@@ -7,11 +7,13 @@ placements) and foreign keys. Other URLs (PostgreSQL) are used as they come.
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
@@ -21,7 +23,13 @@ from tierserve.errors import FailedPrecondition
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+WRITE_OPTION = "tierserve_write"
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" hook below issue BEGIN itself (pysqlite's own implicit
+    # BEGIN is always DEFERRED and breaks SAVEPOINTs).
+    dbapi_conn.isolation_level = None
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
@@ -54,9 +62,28 @@ def make_engine(url: str, create: bool = True) -> Engine:
     engine = create_engine(url, **kwargs)
     if is_sqlite:
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
     if create:
         create_schema(engine)
     return engine
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    # A write transaction takes the write lock up front (IMMEDIATE): a DEFERRED one
+    # that reads first and writes later fails at once with "database is locked" when
+    # another process wrote in between, instead of waiting out the busy timeout.
+    immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextlib.contextmanager
+def write(engine: Engine) -> Iterator[Connection]:
+    """A write transaction: like `engine.begin()`, but on SQLite it holds the write
+    lock from the start, so read-then-write sequences never fail midway."""
+    with engine.connect() as conn:
+        conn.execution_options(**{WRITE_OPTION: True})
+        with conn.begin():
+            yield conn
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:
@@ -74,7 +101,7 @@ def create_schema(engine: Engine, attempts: int = 5) -> None:
 
 
 def _ensure_singletons(engine: Engine) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         found = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)).scalar()
         if found is None:
             conn.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from db.engine import write
 from db.schema import EventRow
 
 
@@ -22,7 +23,7 @@ class Event:
 
 def record_event(engine: Engine, model: str, action: str, reason: str = "",
                  outcome: str = "", ts: float | None = None) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         conn.execute(EventRow.__table__.insert().values(
             ts=time.time() if ts is None else ts, model=model, action=action,
             reason=reason, outcome=outcome))

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
+from db.engine import write
 from db.schema import ExperimentRow, PlacementRow, RoutingVersion
 from tierserve.errors import InvalidArgument, NotFound
 
@@ -70,7 +71,7 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
     if pool == "cold":
         endpoint = None
     now = time.time()
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = PlacementRow.__table__
         if _get_row(conn, model) is None:
             conn.execute(table.insert().values(model=model, pool=pool, endpoint=endpoint,
@@ -83,7 +84,7 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
 
 def remove_placement(engine: Engine, model: str) -> None:
     """Send `model` back to the cold pool. A pinned model keeps its row (and its pin)."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = PlacementRow.__table__
         row = _get_row(conn, model)
         if row is None:
@@ -100,7 +101,7 @@ def mark_unhealthy(engine: Engine, model: str, endpoint: str) -> bool:
     """The router could not reach `endpoint`: route `model` cold until the orchestrator
     sets a healthy placement again. Only the placement still pointing at `endpoint`
     is touched (the orchestrator may have moved it meanwhile). True if it changed."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = PlacementRow.__table__
         result = conn.execute(table.update().where(
             table.c.model == model, table.c.endpoint == endpoint,
@@ -112,7 +113,7 @@ def mark_unhealthy(engine: Engine, model: str, endpoint: str) -> bool:
 
 def set_pinned(engine: Engine, model: str, pinned: bool) -> None:
     """Pin (the orchestrator keeps it hot) or unpin a model."""
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = PlacementRow.__table__
         row = _get_row(conn, model)
         if row is None:
@@ -143,7 +144,7 @@ def upsert_experiment(engine: Engine, spec: Mapping[str, Any]) -> bool:
         raise InvalidArgument("experiment spec needs a name")
     text = json.dumps(dict(spec), sort_keys=True)
     now = time.time()
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = ExperimentRow.__table__
         exists = conn.execute(select(table.c.name).where(table.c.name == name)).first()
         if exists is None:
@@ -157,7 +158,7 @@ def upsert_experiment(engine: Engine, spec: Mapping[str, Any]) -> bool:
 
 
 def delete_experiment(engine: Engine, name: str) -> None:
-    with engine.begin() as conn:
+    with write(engine) as conn:
         table = ExperimentRow.__table__
         if conn.execute(delete(table).where(table.c.name == name)).rowcount == 0:
             raise NotFound(f"no experiment named {name!r}")

@@ -140,8 +140,11 @@ def test_experiment_stats_per_variant_and_shadow(engine: Engine) -> None:
 
 def _writer(url: str, n: int) -> None:
     engine = make_engine(url)
-    for _ in range(n):
+    for i in range(n):
         queries.add_counts(engine, [_delta("shared", 7, 1, 0.001)])
+        # Read-then-write transactions from several processes must wait, not fail.
+        queries.set_placement(engine, f"m{i % 3}", "hot", f"http://127.0.0.1:{i + 1}")
+        queries.set_pinned(engine, f"m{i % 3}", bool(i % 2))
 
 
 def test_several_processes_merge_into_one_row(tmp_path: Path) -> None:
@@ -159,6 +162,7 @@ def test_several_processes_merge_into_one_row(tmp_path: Path) -> None:
                                  " FROM request_counts")).all()
     assert len(rows) == 1 and rows[0][0] == 120
     assert sum(rows[0][1:]) == 120
+    assert queries.routing_version(engine) == 4 * 30 * 2
 
 
 def test_histogram_percentiles() -> None:
