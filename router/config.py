@@ -26,6 +26,7 @@ class RouterConfig(BaseModel):
     connect_timeout: float = Field(1.0, gt=0, description="connecting to a backend, seconds")
     request_timeout: float = Field(60.0, gt=0, description="a backend's answer, seconds")
     max_connections: int = Field(512, gt=0, description="pooled backend connections")
+    max_shadow_inflight: int = Field(256, ge=0, description="mirrored requests in flight")
     metrics_top_models: int = Field(20, ge=0, description="models with their own metric label")
 
     @field_validator("cold_url")

@@ -66,7 +66,10 @@ class Frontend:
             target = call.with_target(arm.model, arm.version, arm.label)
             if spec.shadow is not None and call.is_inference and split.shadow_hit(
                     spec.shadow.percent, random.random()):
-                self.state.spawn(self._shadow(spec.name, spec.shadow, call, body, headers))
+                if len(self.state.background) < self.state.config.max_shadow_inflight:
+                    self.state.spawn(self._shadow(spec.name, spec.shadow, call, body, headers))
+                else:  # a slow shadow must not pile up work behind real traffic
+                    self.state.metrics.shadow.labels("dropped").inc()
         out_headers = {"X-Tierserve-Model": target.name}
         if arm is not None:
             out_headers["X-Tierserve-Variant"] = arm.arm

@@ -1,0 +1,166 @@
+"""Router overhead: the same load against the model server directly, through the router,
+and through nginx as a plain reverse proxy (reference).
+
+    tierserve bench router [--requests 2000] [--concurrency 1,32]
+
+Starts a real model server (toy SavedModel y = 2x), the router (routing the model to
+that server as its cold pool) and nginx (Debian's /usr/sbin/nginx, generated config,
+127.0.0.1, keep-alive upstream), then drives each with one asyncio load generator
+(httpx, keep-alive) and prints p50/p99 latency, throughput, and the router's and
+nginx's added latency and throughput ratio against the direct calls.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from pools import toy_models
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+MODEL = "bench"
+BODY = {"instances": [1.0, 2.0, 3.0, 4.0]}
+NGINX = "/usr/sbin/nginx"
+
+
+def start_model_server(work: Path) -> tuple[ServerProcess, str]:
+    store = work / "store"
+    toy_models.write_model(store, MODEL, {1: 2.0})
+    rest, grpc = free_port(), free_port()
+    proc = ServerProcess(tierserve_command(
+        "model-server", "--rest_api_port", str(rest), "--port", str(grpc),
+        "--model_name", MODEL, "--model_base_path", str(store / MODEL)),
+        ready_url=f"http://127.0.0.1:{rest}/v1/models/{MODEL}",
+        log_path=work / "model-server.log")
+    return proc.wait_ready(timeout=180), f"http://127.0.0.1:{rest}"
+
+
+def start_router(work: Path, backend: str) -> tuple[ServerProcess, str]:
+    port = free_port()
+    proc = ServerProcess(tierserve_command(
+        "router", "--db-url", f"sqlite:///{work / 'bench.db'}", "--cold-url", backend,
+        "--port", str(port)), ready_url=f"http://127.0.0.1:{port}/healthz",
+        log_path=work / "router.log")
+    return proc.wait_ready(timeout=60), f"http://127.0.0.1:{port}"
+
+
+NGINX_CONF = """\
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    upstream backend {{ server {backend_hostport}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 10m;
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
+def start_nginx(work: Path, backend: str) -> tuple[ServerProcess, str] | None:
+    if not Path(NGINX).exists() and shutil.which("nginx") is None:
+        return None
+    port = free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(work=work, port=port,
+                                      backend_hostport=backend.removeprefix("http://")))
+    proc = ServerProcess([NGINX if Path(NGINX).exists() else "nginx", "-c", str(conf),
+                          "-p", str(work)], ready_url=f"http://127.0.0.1:{port}/v1/models/{MODEL}",
+                         log_path=work / "nginx.log")
+    return proc.wait_ready(timeout=30), f"http://127.0.0.1:{port}"
+
+
+async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], float]:
+    """Send `requests` predicts with `concurrency` workers; (latencies, wall seconds)."""
+    latencies: list[float] = []
+    remaining = requests
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits,
+                                 trust_env=False) as client:
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                start = time.perf_counter()
+                r = await client.post(f"/v1/models/{MODEL}:predict", json=BODY)
+                latencies.append(time.perf_counter() - start)
+                if r.status_code != 200:
+                    raise RuntimeError(f"{url}: {r.status_code} {r.text}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return latencies, time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=2000, help="per target and concurrency")
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--concurrency", default="1,32")
+    args = parser.parse_args()
+    levels = [int(c) for c in args.concurrency.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="tierserve-bench-router-"))
+    procs: list[ServerProcess] = []
+    try:
+        model_server, direct = start_model_server(work)
+        procs.append(model_server)
+        router, via_router = start_router(work, direct)
+        procs.append(router)
+        targets = {"direct": direct, "router": via_router}
+        nginx = start_nginx(work, direct)
+        if nginx is not None:
+            procs.append(nginx[0])
+            targets["nginx"] = nginx[1]
+        print(f"model server {direct}, router {via_router}, nginx "
+              f"{targets.get('nginx', 'not found')}; {args.requests} predicts per run")
+        results: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+        for concurrency in levels:
+            for name, url in targets.items():
+                asyncio.run(load(url, args.warmup, concurrency))
+                lat, wall = asyncio.run(load(url, args.requests, concurrency))
+                results[name, concurrency] = (pct(lat, 50) * 1000, pct(lat, 99) * 1000,
+                                              len(lat) / wall, statistics.fmean(lat) * 1000)
+        print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
+              f"{'req/s':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7}")
+        for concurrency in levels:
+            base = results["direct", concurrency]
+            for name in targets:
+                p50, p99, rps, mean = results[name, concurrency]
+                extra = ("" if name == "direct" else
+                         f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}")
+                print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {mean:8.2f} "
+                      f"{rps:8.0f}{extra}")
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
