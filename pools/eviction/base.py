@@ -71,4 +71,4 @@ def make_policy(name: str, capacity: int, **options: Any) -> EvictionPolicy:
 
 
 def _load_builtin() -> None:
-    from pools.eviction import lru  # noqa: F401  (registers itself)
+    from pools.eviction import lfu, lru, tinylfu  # noqa: F401  (they register themselves)
