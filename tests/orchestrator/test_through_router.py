@@ -1,0 +1,174 @@
+"""End to end through the router: real router, real cold pool, real orchestrator, and hot
+instances as Docker containers or local processes. Traffic is real requests to the router;
+the orchestrator reads the counts the router flushes.
+
+One world per runtime, scenarios in order: busy model promoted with no failed request; hot
+instance killed, requests keep succeeding via the cold pool and it comes back; traffic stops,
+demoted, no failed request.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator import testimage
+from pools.toy_models import expected
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+from .conftest import MODELS
+from .realworld import World, policy_dict, wait_for
+
+pytestmark = pytest.mark.slow
+XS = [1.0, 2.0]
+
+
+class Traffic:
+    """Requests for one model through the router in a background thread, every answer kept.
+    Bounded: it stops by itself after `max_requests`."""
+
+    def __init__(self, router: str, model: str, pause: float = 0.03,
+                 max_requests: int = 20000) -> None:
+        self.url = f"{router}/v1/models/{model}:predict"
+        self.want = expected(MODELS[model], 0.0, XS)
+        self.pause, self.max_requests = pause, max_requests
+        self.pools: Counter[str] = Counter()
+        self.failures: list[str] = []
+        self.last_pool = ""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with httpx.Client(timeout=60) as client:
+            for _ in range(self.max_requests):
+                if self._stop.is_set():
+                    return
+                try:
+                    resp = client.post(self.url, json={"instances": XS})
+                    ok = resp.status_code == 200 and resp.json()["predictions"] == self.want
+                    if not ok:
+                        self.failures.append(f"{resp.status_code} {resp.text[:200]}")
+                    self.last_pool = resp.headers.get("X-Tierserve-Pool", "?")
+                    self.pools[self.last_pool] += 1
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                time.sleep(self.pause)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=90)
+
+
+@pytest.fixture(scope="module")
+def cold_pool(tmp_path_factory: pytest.TempPathFactory, toy_store: Path,
+              log_dir: Path) -> Iterator[str]:
+    port = free_port()
+    proc = ServerProcess(
+        tierserve_command("pool", "--store", str(toy_store), "--cache-dir",
+                          str(tmp_path_factory.mktemp("cold-cache")), "--port", str(port),
+                          "--load-wait", "60"),
+        ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"cold-{port}.log")
+    proc.wait_ready(timeout=120)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="module", params=["process", "docker"])
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+          toy_store: Path, log_dir: Path, cold_pool: str) -> Iterator[tuple[World, str]]:
+    kind = request.param
+    root = tmp_path_factory.mktemp(f"stack-{kind}")
+    scope = f"r{os.getpid()}-{kind}"
+    if kind == "docker":
+        request.getfixturevalue("test_image")
+        from orchestrator.docker_runtime import DockerRuntime
+
+        runtime = DockerRuntime(root / "state", scope)
+        container = testimage.container_settings(memory="1g").model_dump(mode="json")
+    else:
+        from orchestrator.process_runtime import ProcessRuntime
+
+        runtime = ProcessRuntime(root / "state" / "processes", scope)
+        container = {"image": "unused"}
+    # Short windows so a stop in traffic shows within about a minute (counts are per minute).
+    policy = policy_dict(toy_store, container, promote={"min_rate": 2, "window": "5s"},
+                         demote={"max_rate": 0.5, "window": "5s"}, cooldown="5s")
+    w = World(root, runtime, kind, scope, policy, log_dir)
+    port = free_port()
+    router = ServerProcess(
+        tierserve_command("router", "--db-url", w.db_url, "--cold-url", cold_pool,
+                          "--port", str(port), "--flush-interval", "0.2",
+                          "--poll-interval", "0.2"),
+        ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"router-{scope}.log")
+    router.wait_ready(timeout=60)
+    w.start_orchestrator()
+    try:
+        yield w, f"http://127.0.0.1:{port}"
+    finally:
+        router.stop()
+        w.close()
+
+
+def test_busy_model_is_promoted_with_no_failed_request(stack: tuple[World, str]) -> None:
+    w, router = stack
+    traffic = Traffic(router, "alpha")
+    try:
+        wait_for("alpha routed hot", lambda: w.hot_endpoint("alpha"), timeout=240)
+        wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
+        count_at_switch = sum(traffic.pools.values())
+        wait_for("more hot answers", lambda: sum(traffic.pools.values()) > count_at_switch + 20)
+    finally:
+        traffic.stop()
+    assert traffic.failures == []
+    assert traffic.pools["cold"] > 0 and traffic.pools["hot"] > 0
+    assert len(w.instances("alpha")) == 1
+
+
+def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) -> None:
+    w, router = stack
+    traffic = Traffic(router, "alpha")
+    try:
+        wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
+        (old,) = w.instances("alpha")
+        w.runtime.kill(old)  # type: ignore[attr-defined]
+        wait_for("served cold while down", lambda: traffic.last_pool == "cold", timeout=30)
+        wait_for("a new instance routed hot",
+                 lambda: ((e := w.hot_endpoint("alpha")) and e != old.endpoint) or None,
+                 timeout=240)
+        wait_for("router serving alpha hot again", lambda: traffic.last_pool == "hot",
+                 timeout=30)
+    finally:
+        traffic.stop()
+    # The one request in flight at the kill may be lost mid-answer: the router (by design,
+    # router/proxy.py) falls back to the cold pool only when the hot server never got the
+    # request. Every other request succeeded, cold while the instance was down.
+    assert len(traffic.failures) <= 1, traffic.failures
+    assert all(old.endpoint in f for f in traffic.failures), traffic.failures
+    (new,) = w.instances("alpha")
+    assert new.id != old.id and new.running
+
+
+def test_traffic_stops_demoted_after_cooldown_with_no_failed_request(
+        stack: tuple[World, str]) -> None:
+    w, router = stack
+    # A trickle far below the demote rate, so every request during the switch is checked.
+    trickle = Traffic(router, "alpha", pause=5.0, max_requests=40)
+    try:
+        wait_for("alpha routed cold", lambda: w.hot_endpoint("alpha") is None, timeout=150)
+        wait_for("instance removed", lambda: w.instances("alpha") == [] or None, timeout=60)
+        wait_for("router serving alpha cold", lambda: trickle.last_pool == "cold", timeout=30)
+    finally:
+        trickle.stop()
+    assert trickle.failures == []
+    demotes = [o for a, o in w.events("alpha") if a == "demote"]
+    assert demotes and demotes[-1] == "drained"
