@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 
 from pools.model_server import config as configs
+from pools.model_server.memory import release_memory
 from pools.model_server.model import AVAILABLE, ModelEntry, VersionState
 from pools.model_server.sources import open_source
 from tierserve.errors import NotFound, TierserveError
@@ -128,7 +129,9 @@ class ModelManager:
                 replaced = [self._models[n] for n in swaps if n in self._models]
                 self._models.update(swaps)
             for entry in replaced:
-                self._pool.submit(entry.unload_all)
+                entry.unload_all()
+            if removed or replaced:
+                release_memory()
             failed = [(e.name, s) for e in pending for s in e.failures()]
         if failed:
             parts = [f"{{name: {name} version: {s.version} due to error: "

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pools.model_server.memory import release_memory
 from pools.model_server.sources import VersionSource
 from pools.model_server.versions import VersionPolicy, to_unload
 from tierserve.errors import Internal, InvalidArgument, NotFound, TierserveError
@@ -121,10 +122,9 @@ class ModelEntry:
             wanted = self.policy.select(on_disk)
             with self._lock:
                 self._wanted = frozenset(wanted)
-            with self._lock:
                 # A failed version that left the disk may come back fixed: forget its failure.
                 for version in [v for v, s in self._states.items()
-                                if s.state == END and v not in on_disk]:
+                                if s.error is not None and v not in on_disk]:
                     del self._states[version]
                 todo = [v for v in sorted(wanted, reverse=True)
                         if self._states.get(v) is None
@@ -136,9 +136,12 @@ class ModelEntry:
                 loaded = [v for v, s in self._states.items() if s.state == AVAILABLE]
                 ready = any(self._states[v].state == AVAILABLE
                             for v in wanted if v in self._states)
-            for version in to_unload(loaded, wanted, on_disk, ready):
+            gone = to_unload(loaded, wanted, on_disk, ready)
+            for version in gone:
                 self._unload(version)
             self._trim()
+        if gone:
+            release_memory()
 
     def unload_all(self) -> None:
         with self._sync_lock:

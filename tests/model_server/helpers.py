@@ -56,13 +56,14 @@ class ModelServer:
         return self.proc.stop()
 
 
-def start_model_server(log_dir: Path, *args: str, name: str = "ms") -> ModelServer:
+def start_model_server(log_dir: Path, *args: str, name: str = "ms",
+                       env: dict[str, str] | None = None) -> ModelServer:
     rest_port, grpc_port = free_port(), free_port()
     cmd = tierserve_command("model-server", "--port", str(grpc_port),
                             "--rest_api_port", str(rest_port), *args)
     rest = f"http://127.0.0.1:{rest_port}"
     proc = ServerProcess(cmd, f"{rest}/monitoring/prometheus/metrics",
-                         log_path=log_dir / f"{name}-{rest_port}.log")
+                         log_path=log_dir / f"{name}-{rest_port}.log", env=env)
     proc.wait_ready(timeout=120)
     return ModelServer(proc, rest, f"127.0.0.1:{grpc_port}")
 

@@ -1,0 +1,34 @@
+"""An s3:// base path, against moto's standalone S3 server over HTTP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pools import toy_models
+from tests.model_server.helpers import start_model_server, wait_for
+from tierserve import testing
+
+
+def test_s3_base_path_is_served_and_polled(moto_s3: str, s3_bucket: str, log_dir: Path,
+                                           tmp_path: Path, toy_template: Path) -> None:
+    client = testing.s3_client(moto_s3)
+    local = toy_models.write_model(tmp_path / "store", "s1", {1: 7.0})
+    testing.upload_tree(client, s3_bucket, "models/s1", local)
+    cache = tmp_path / "cache"
+    server = start_model_server(
+        log_dir, "--model_name", "s1", "--model_base_path", f"s3://{s3_bucket}/models/s1",
+        "--file_system_poll_wait_seconds", "0.5", "--model_cache_dir", str(cache),
+        name="ms-s3", env={"AWS_ENDPOINT_URL": moto_s3})
+    try:
+        assert server.predict("s1", {"instances": [1.0, 2.0]}).json() == {
+            "predictions": [7.0, 14.0]}
+
+        toy_models.write_version(tmp_path / "v2", a=8.0)
+        testing.upload_tree(client, s3_bucket, "models/s1/2", tmp_path / "v2")
+        wait_for(lambda: server.states("s1") == {2: "AVAILABLE", 1: "END"},
+                 what="version 2 from S3")
+        assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [8.0]}
+        # The unloaded version's download is gone from the local cache.
+        assert [p.name for p in cache.glob("*/*") if not p.name.startswith(".")] == ["2"]
+    finally:
+        assert server.stop() == 0
