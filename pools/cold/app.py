@@ -109,7 +109,8 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
 
     @app.get("/admin/models")
     async def admin_list() -> dict[str, object]:
-        return pool.listing()
+        return {**pool.listing(),
+                "model_server": {"grpc": pool.client.address, "rest": rest_url}}
 
     @app.post("/admin/models/{model}/load")
     async def admin_load(model: str, version: int | None = None,

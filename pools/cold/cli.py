@@ -47,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
     config = config_from_args(args)
     child = None
     if config.attached:
@@ -54,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         from pools.cold.modelserver_proc import ModelServerChild
 
-        child = ModelServerChild().wait_ready()
+        child = ModelServerChild(load_threads=config.max_parallel_loads).wait_ready()
         grpc_address, rest_url = child.grpc_address, child.rest_url
     try:
         from pools.cold.app import create_app

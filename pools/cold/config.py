@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -41,6 +41,12 @@ class PoolConfig(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8600
+
+    @field_validator("cache_dir")
+    @classmethod
+    def _absolute(cls, path: Path) -> Path:
+        # The model server is told base paths under it, and TF Serving requires absolute ones.
+        return path.resolve()
 
     @model_validator(mode="after")
     def _check(self) -> PoolConfig:

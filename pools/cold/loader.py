@@ -183,14 +183,15 @@ class Loader:
                 raise ResourceExhausted(plan.never)
             if plan.fits:
                 return
-            if plan.victims:
-                if tier is Tier.MEMORY:
-                    self._spawn(self._unload(list(plan.victims), evicted=True))
-                else:
-                    for victim in plan.victims:
-                        self._spawn(self._delete_files(victim, evicted=True))
-                continue
-            await self.changes.wait()
+            # Victims change state here, before any await, so the next plan sees them leaving.
+            if tier is Tier.MEMORY and plan.victims:
+                self._begin_unload(list(plan.victims), evicted=True)
+                self._spawn(self._end_unload(list(plan.victims)))
+            for victim in plan.victims if tier is Tier.DISK else ():
+                self._begin_delete(victim, evicted=True)
+                self._spawn(self._end_delete(victim))
+            if not plan.victims:
+                await self.changes.wait()
 
     async def _until(self, ready: Callable[[], bool]) -> None:
         while not ready():
@@ -199,12 +200,18 @@ class Loader:
     # -- the ways out ---------------------------------------------------------------------
 
     async def _unload(self, keys: list[Key], evicted: bool) -> None:
-        """Unload loaded, idle versions: out of the desired list, confirmed gone, then free."""
+        self._begin_unload(keys, evicted)
+        await self._end_unload(keys)
+
+    def _begin_unload(self, keys: list[Key], evicted: bool) -> None:
         for key in keys:
             self.cache.start_unload(key, evicted=evicted)
             self.sender.remove(*key)
             if evicted:
                 self.metrics.evictions.labels(Tier.MEMORY.value).inc()
+
+    async def _end_unload(self, keys: list[Key]) -> None:
+        """Send the list without them, see them gone from the server, then free their room."""
         try:
             await self.sender.push()
             for model, version in keys:
@@ -217,9 +224,15 @@ class Loader:
             self.changes.notify()
 
     async def _delete_files(self, key: Key, evicted: bool) -> None:
+        self._begin_delete(key, evicted)
+        await self._end_delete(key)
+
+    def _begin_delete(self, key: Key, evicted: bool) -> None:
         self.cache.start_delete(key, evicted=evicted)
         if evicted:
             self.metrics.evictions.labels(Tier.DISK.value).inc()
+
+    async def _end_delete(self, key: Key) -> None:
         try:
             await asyncio.to_thread(disk.delete_version, self.cache_dir, *key)
         finally:

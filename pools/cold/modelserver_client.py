@@ -68,12 +68,21 @@ def build_config(models: ModelList) -> model_server_config_pb2.ModelServerConfig
 class ModelServerClient:
     def __init__(self, grpc_address: str) -> None:
         self.address = grpc_address
-        self._channel = grpc.aio.insecure_channel(
-            grpc_address, options=[("grpc.max_receive_message_length", 64 << 20)])
-        self._stub = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        self._channel: grpc.aio.Channel | None = None
+        self._service: model_service_pb2_grpc.ModelServiceStub | None = None
+
+    @property
+    def _stub(self) -> model_service_pb2_grpc.ModelServiceStub:
+        # Made on first use: a grpc.aio channel belongs to the event loop it was made in.
+        if self._service is None:
+            self._channel = grpc.aio.insecure_channel(self.address)
+            self._service = model_service_pb2_grpc.ModelServiceStub(self._channel)
+        return self._service
 
     async def close(self) -> None:
-        await self._channel.close()
+        if self._channel is not None:
+            await self._channel.close()
+            self._channel = self._service = None
 
     async def reload(self, models: ModelList) -> None:
         """Replace the server's model list; raises the server's error if a model failed."""

@@ -23,14 +23,15 @@ def _die_with_parent() -> None:
 
 
 class ModelServerChild:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", load_threads: int = 4) -> None:
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.grpc_address = f"{host}:{self.grpc_port}"
         self.rest_url = f"http://{host}:{self.rest_port}"
         # Same process group as the pool: stopping the pool's group stops it too.
         self.proc = subprocess.Popen(
             tierserve_command("model-server", "--port", str(self.grpc_port),
-                              "--rest_api_port", str(self.rest_port)),
+                              "--rest_api_port", str(self.rest_port),
+                              "--num_load_threads", str(load_threads)),
             preexec_fn=_die_with_parent)
 
     def wait_ready(self, timeout: float = 120.0) -> ModelServerChild:
