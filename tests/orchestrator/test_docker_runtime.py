@@ -1,0 +1,81 @@
+"""The Docker runtime alone, against the real engine: the official-image path (sync from S3 to a
+local volume, then `tensorflow_model_server` flags with a local base path), and adoption by
+label across runtime objects."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from orchestrator import testimage
+from orchestrator.docker_runtime import DockerRuntime
+from orchestrator.runtime import InstanceSpec
+from pools.toy_models import expected
+from tierserve import testing
+from tierserve.errors import TierserveError
+
+from .conftest import MODELS
+from .realworld import wait_for
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def runtime(test_image: str, tmp_path: Path) -> Iterator[DockerRuntime]:
+    rt = DockerRuntime(tmp_path / "state", scope=f"u{os.getpid()}")
+    try:
+        yield rt
+    finally:
+        for inst in rt.list_instances():
+            rt.stop(inst, timeout=2)
+        rt.close()
+
+
+def available(endpoint: str | None, model: str) -> bool:
+    try:
+        return "AVAILABLE" in httpx.get(f"{endpoint}/v1/models/{model}", timeout=2).text
+    except httpx.HTTPError:
+        return False
+
+
+def test_official_image_kind_syncs_from_s3_into_a_local_volume(
+        runtime: DockerRuntime, moto_s3: str, s3_bucket: str, toy_store: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    testing.upload_tree(testing.s3_client(moto_s3), s3_bucket, "models/gamma",
+                        toy_store / "gamma")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3)
+    # The test image stands in for tensorflow/serving: our server under that kind's contract
+    # (TF Serving's flags, a local --model_base_path under /models, 0.0.0.0 inside).
+    settings = testimage.container_settings(kind="tensorflow-serving", args=["--host=0.0.0.0"])
+    inst = runtime.start(InstanceSpec("gamma", f"s3://{s3_bucket}/models", settings, "h",
+                                      time.time()))
+    synced = runtime.state_dir / "models" / "gamma" / "1" / "saved_model.pb"
+    assert synced.is_file()  # downloaded on the host before the container started
+    wait_for("gamma AVAILABLE", lambda: available(inst.endpoint, "gamma"), timeout=180)
+    resp = httpx.post(f"{inst.endpoint}/v1/models/gamma:predict", json={"instances": [2.0]})
+    assert resp.json()["predictions"] == expected(MODELS["gamma"], 0.0, [2.0])
+
+
+def test_second_runtime_object_adopts_by_label_and_name_prevents_duplicates(
+        runtime: DockerRuntime, toy_store: Path) -> None:
+    spec = InstanceSpec("beta", str(toy_store), testimage.container_settings(), "h1", 123.5)
+    first = runtime.start(spec)
+    other = DockerRuntime(runtime.state_dir, runtime.scope)
+    try:
+        (seen,) = other.list_instances()
+        assert (seen.id, seen.model, seen.hot_since, seen.policy_hash) == \
+            (first.id, "beta", 123.5, "h1")
+        with pytest.raises(TierserveError, match=r"(?i)conflict|in use"):
+            other.start(spec)  # the engine refuses a second container of the same name
+        assert len(other.list_instances()) == 1
+        # Another scope sees none of it.
+        stranger = DockerRuntime(runtime.state_dir, "someone-else")
+        assert stranger.list_instances() == []
+        stranger.close()
+    finally:
+        other.close()
