@@ -1,0 +1,78 @@
+"""`tierserve up` as a user runs it: one command, answers through the router, Ctrl-C stops all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+
+from pools import toy_models
+from tierserve.procs import free_port, tierserve_command
+
+
+def _children(pid: int) -> set[int]:
+    """Every live descendant of `pid` (read from /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None:
+    var = tmp_path / "var"
+    port = free_port()
+    proc = subprocess.Popen(
+        tierserve_command("up", "--var", str(var), "--port", str(port),
+                          "--pool-port", str(free_port()), "--status-port", str(free_port())),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    router = f"http://127.0.0.1:{port}"
+    try:
+        # The user's cue: the banner with the addresses, printed once every part answers.
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        with httpx.Client(base_url=router, timeout=60) as client:
+            answer = client.post("/v1/models/example-b:predict", json={"instances": [1.0, 2.0]})
+            assert answer.status_code == 200, answer.text
+            assert answer.json() == {"predictions": toy_models.expected(4.0, 0.0, [1.0, 2.0])}
+            assert answer.headers["x-tierserve-pool"] == "cold"
+            missing = client.post("/v1/models/nope:predict", json={"instances": [1.0]})
+            assert missing.status_code == 404 and "error" in missing.json()
+        descendants = _children(proc.pid)
+        assert len(descendants) >= 4  # pool, its model server, router, orchestrator
+    finally:
+        proc.send_signal(signal.SIGINT)
+        output, _ = proc.communicate(timeout=90)
+    assert proc.returncode == 0, output
+    assert f"{router}/ui" in "".join(lines)
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in descendants) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in descendants if _alive(pid)]
+    assert (var / "tierserve.db").exists() and (var / "policy.yaml").exists()

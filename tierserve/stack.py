@@ -1,0 +1,141 @@
+"""The whole system as local processes: cold pool, router and orchestrator.
+
+Used by `tierserve up` and `tierserve demo`. Each part runs as its own child
+process (the same commands a deployment runs), so a crash of one is seen and
+reported, and stopping the stack leaves no orphan: the orchestrator's hot
+model servers outlive the orchestrator by design (a restarted one adopts
+them), so the stack stops them explicitly when it ends.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from policies.loader import load_policy
+from policies.schema import Policy
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+
+@dataclass
+class StackConfig:
+    policy_path: Path
+    var_dir: Path
+    router_port: int = 8500
+    pool_port: int = 8600
+    status_port: int = 9102
+    runtime: str = "process"
+    admin_token: str | None = None
+    scope: str = "up"
+    flush_interval: float = 1.0
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def db_url(self) -> str:
+        return f"sqlite:///{(self.var_dir / 'tierserve.db').resolve()}"
+
+
+def _port(preferred: int) -> int:
+    return preferred if preferred > 0 else free_port()
+
+
+def pool_flags(policy: Policy) -> list[str]:
+    """The cold pool's bounds as the policy states them."""
+    flags = ["--load-wait", str(policy.cold.load_wait)]
+    if policy.cold.max_models:
+        flags += ["--memory-models", str(policy.cold.max_models),
+                  "--disk-models", str(max(200, 4 * policy.cold.max_models))]
+    if policy.cold.max_bytes:
+        # The pool bounds loaded bytes by the disk bound unless told otherwise.
+        flags += ["--disk-bytes", str(int(policy.cold.max_bytes)),
+                  "--memory-bytes", str(int(policy.cold.max_bytes))]
+    eviction = getattr(policy.cold, "eviction", None)
+    if eviction:
+        flags += ["--eviction-policy", str(eviction)]
+    return flags
+
+
+class Stack:
+    """Start with `start()`, stop with `stop()`; `check()` raises when a part died."""
+
+    def __init__(self, config: StackConfig) -> None:
+        self.config = config
+        self.policy = load_policy(config.policy_path).policy
+        self.procs: dict[str, ServerProcess] = {}
+        self.router_url = ""
+        self.pool_url = ""
+        self.status_url = ""
+
+    def _log(self, name: str) -> Path:
+        logs = self.config.var_dir / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        return logs / f"{name}.log"
+
+    def start(self, timeout: float = 120.0) -> Stack:
+        cfg = self.config
+        cfg.var_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(cfg.extra_env)
+        if cfg.admin_token:
+            env["TIERSERVE_ADMIN_TOKEN"] = cfg.admin_token
+        pool_port, router_port = _port(cfg.pool_port), _port(cfg.router_port)
+        status_port = _port(cfg.status_port)
+        self.pool_url = f"http://127.0.0.1:{pool_port}"
+        self.router_url = f"http://127.0.0.1:{router_port}"
+        self.status_url = f"http://127.0.0.1:{status_port}"
+        try:
+            self.procs["pool"] = ServerProcess(
+                tierserve_command("pool", "--store", self.policy.store,
+                                  "--cache-dir", str(cfg.var_dir / "cache"),
+                                  "--port", str(pool_port), *pool_flags(self.policy)),
+                ready_url=f"{self.pool_url}/healthz", log_path=self._log("pool"), env=env)
+            self.procs["router"] = ServerProcess(
+                tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
+                                  "--port", str(router_port),
+                                  "--flush-interval", str(cfg.flush_interval)),
+                ready_url=f"{self.router_url}/healthz", log_path=self._log("router"), env=env)
+            self.procs["orchestrator"] = ServerProcess(
+                tierserve_command("orchestrator", "--policy", str(cfg.policy_path),
+                                  "--db-url", cfg.db_url, "--runtime", cfg.runtime,
+                                  "--scope", cfg.scope,
+                                  "--state-dir", str(cfg.var_dir / "orchestrator"),
+                                  "--status-port", str(status_port)),
+                ready_url=f"{self.status_url}/status", log_path=self._log("orchestrator"),
+                env=env)
+            for proc in self.procs.values():
+                proc.wait_ready(timeout=timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def check(self) -> None:
+        """Raise RuntimeError naming the part that exited, with its log's last lines."""
+        for name, proc in self.procs.items():
+            if proc.proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.proc.returncode}:\n"
+                                   f"{proc.log_tail(20)}")
+
+    def stop(self) -> None:
+        # Orchestrator first (nothing new starts), then its hot servers, then the front.
+        for name in ("orchestrator", "router", "pool"):
+            proc = self.procs.get(name)
+            if proc is not None:
+                proc.stop()
+            if name == "orchestrator" and proc is not None:
+                self._stop_hot_instances()
+        self.procs.clear()
+
+    def _stop_hot_instances(self) -> None:
+        cfg = self.config
+        cleanup = ServerProcess(
+            tierserve_command("orchestrator", "--policy", str(cfg.policy_path),
+                              "--db-url", cfg.db_url, "--runtime", cfg.runtime,
+                              "--scope", cfg.scope,
+                              "--state-dir", str(cfg.var_dir / "orchestrator"),
+                              "--stop-instances"),
+            ready_url=None, log_path=self._log("orchestrator-stop"))
+        deadline = time.monotonic() + 60
+        while cleanup.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        cleanup.stop()
