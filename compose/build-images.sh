@@ -10,12 +10,12 @@
 # shared libraries they link against. It is not portable to other machines: it exists so the
 # production Dockerfile can be built and run where no image can be pulled.
 #
-# Environment: TIERSERVE_IMAGE (default tierserve:local), TIERSERVE_BASE_IMAGE
+# Environment: TIERSERVE_IMAGE (default tierserve:latest), TIERSERVE_BASE_IMAGE
 # (default tierserve-base:local), VENV (default <repo>/.venv).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "$0")/.." && pwd)"
-IMAGE="${TIERSERVE_IMAGE:-tierserve:local}"
+IMAGE="${TIERSERVE_IMAGE:-tierserve:latest}"
 LOCAL_BASE="${TIERSERVE_BASE_IMAGE:-tierserve-base:local}"
 VENV="${VENV:-$REPO/.venv}"
 base=""
@@ -88,15 +88,24 @@ build_local_base() {
       --change "ENV PATH=/opt/venv/bin:$python_home/bin:/usr/local/bin:/usr/bin:/bin" \
       --change "ENV LANG=C.UTF-8" \
       --change 'CMD ["python3"]' \
+      --change "LABEL tierserve.deps=$(deps_digest)" \
       - "$LOCAL_BASE" >/dev/null
   docker run --rm "$LOCAL_BASE" python -c "import tensorflow, fastapi, boto3, moto" \
     || { echo "the local base image cannot import the dependencies" >&2; exit 1; }
 }
 
+# Which distributions the venv holds: a base made from another set is stale.
+deps_digest() {
+  ls "$VENV"/lib/python3*/site-packages | grep -E '\.dist-info$' | grep -v '^tierserve-' |
+    sha256sum | cut -c1-16
+}
+
 pip_args=""
 if [ -z "$base" ]; then
   base="$LOCAL_BASE"
-  if [ "$rebuild_base" = 1 ] || ! docker image inspect "$LOCAL_BASE" >/dev/null 2>&1; then
+  have="$(docker image inspect -f '{{ index .Config.Labels "tierserve.deps" }}' "$LOCAL_BASE" \
+    2>/dev/null || true)"
+  if [ "$rebuild_base" = 1 ] || [ "$have" != "$(deps_digest)" ]; then
     build_local_base
   fi
   # Everything is in the base already; nothing to fetch from an index.

@@ -1,0 +1,109 @@
+"""Drive compose/docker-compose.yml with Debian's `docker-compose` for the tests.
+
+The stack gets its own project name, network, orchestrator scope and host ports, so it
+never collides with another run or a real deployment on the same engine.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+
+from tierserve.procs import free_port
+
+REPO = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"
+TEST_OVERRIDE = Path(__file__).with_name("docker-compose.test.yml")
+S3_USER, S3_SECRET = "tierserve", "tierserve-secret"
+BUCKET = "tierserve-models"
+
+
+def compose_binary() -> str | None:
+    return shutil.which("docker-compose")
+
+
+def ensure_engine() -> str | None:
+    """None when a Docker engine answers (starting one if needed), else why not."""
+    result = subprocess.run(["bash", str(REPO / "scripts" / "ensure-dockerd.sh")],
+                            capture_output=True, text=True, timeout=300)
+    return None if result.returncode == 0 else (result.stderr.strip() or "no engine")
+
+
+def build_image(tag: str) -> None:
+    subprocess.run(["bash", str(REPO / "compose" / "build-images.sh")], check=True,
+                   env={**os.environ, "TIERSERVE_IMAGE": tag}, timeout=1800,
+                   capture_output=True, text=True)
+
+
+class Stack:
+    def __init__(self, name: str, image: str, policy: Path, log_dir: Path) -> None:
+        self.name = name
+        self.scope = name
+        self.network = f"{name}-net"
+        self.log_dir = log_dir
+        self.ports = {key: free_port() for key in ("router", "pool", "s3", "console",
+                                                   "orchestrator", "prometheus", "grafana")}
+        self.env = {
+            **os.environ,
+            "COMPOSE_PROJECT_NAME": name,
+            "TIERSERVE_IMAGE": image,
+            "TIERSERVE_NETWORK": self.network,
+            "TIERSERVE_SCOPE": self.scope,
+            "TIERSERVE_POLICY": str(policy),
+            "TIERSERVE_POOL_STORE_POLL": "2",
+            "TIERSERVE_ROUTER_PORT": str(self.ports["router"]),
+            "TIERSERVE_POOL_PORT": str(self.ports["pool"]),
+            "TIERSERVE_S3_PORT": str(self.ports["s3"]),
+            "TIERSERVE_MINIO_CONSOLE_PORT": str(self.ports["console"]),
+            "TIERSERVE_ORCHESTRATOR_PORT": str(self.ports["orchestrator"]),
+            "TIERSERVE_PROMETHEUS_PORT": str(self.ports["prometheus"]),
+            "TIERSERVE_GRAFANA_PORT": str(self.ports["grafana"]),
+        }
+
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    def compose(self, *args: str, timeout: float = 600, check: bool = True,
+                extra_files: Sequence[Path] = ()) -> subprocess.CompletedProcess[str]:
+        files = [COMPOSE_FILE, TEST_OVERRIDE, *extra_files]
+        cmd = [compose_binary() or "docker-compose"]
+        for path in files:
+            cmd += ["-f", str(path)]
+        return subprocess.run([*cmd, *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=check)
+
+    def up(self, *services: str, extra_files: Sequence[Path] = ()) -> None:
+        result = self.compose("up", "-d", *services, check=False, extra_files=extra_files)
+        if result.returncode != 0:
+            raise RuntimeError(f"docker-compose up {' '.join(services)} failed:\n"
+                               f"{result.stderr[-3000:]}\n{self.logs()[-6000:]}")
+
+    def wait_exit(self, service: str, timeout: float = 120) -> None:
+        """Wait until a one-shot service (an init job) has exited 0."""
+        container = self.compose("ps", "-q", service).stdout.strip()
+        code = subprocess.run(["docker", "wait", container], capture_output=True, text=True,
+                              timeout=timeout, check=True).stdout.strip()
+        if code != "0":
+            raise RuntimeError(f"{service} exited {code}:\n{self.logs()[-4000:]}")
+
+    def logs(self) -> str:
+        return self.compose("logs", "--no-color", "--tail=200", check=False).stdout
+
+    def hot_containers(self) -> list[str]:
+        out = subprocess.run(["docker", "ps", "-aq", "--filter",
+                              f"label=tierserve.scope={self.scope}"],
+                             capture_output=True, text=True, check=True).stdout
+        return out.split()
+
+    def down(self) -> None:
+        """Save logs, stop the orchestrator, remove its hot containers, then the whole stack."""
+        (self.log_dir / f"compose-{self.name}.log").write_text(self.logs())
+        self.compose("stop", "orchestrator", check=False)
+        containers = self.hot_containers()
+        if containers:
+            subprocess.run(["docker", "rm", "-f", *containers], capture_output=True)
+        self.compose("down", "-v", "--remove-orphans", "-t", "5", check=False)
+        subprocess.run(["docker", "network", "rm", self.network], capture_output=True)

@@ -1,0 +1,141 @@
+"""The compose deployment brought up for real on the local engine with `docker-compose`.
+
+Images come from compose/build-images.sh (no registry); moto's S3 server stands in for MinIO.
+Traffic goes to the router's published port: a cold model is answered by the cold pool, a
+pinned model by the hot container the orchestrator starts through the Docker socket.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import httpx
+import pytest
+
+from pools import toy_models
+from tests.compose import stack as st
+from tierserve import testing
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+IMAGE = "tierserve:test"
+MODELS = {"cold-m": {1: 2.0}, "hot-m": {1: 3.0, 2: 5.0}, "other": {4: -1.5}}
+HOT = "hot-m"
+WAIT_S = 240.0
+
+
+def policy_text() -> str:
+    text = (st.REPO / "compose" / "policy.yaml").read_text()
+    text = text.replace("image: tierserve:latest", f"image: {IMAGE}")
+    text = text.replace("pinned: []", f"pinned: [{HOT}]").replace("interval: 5s", "interval: 2s")
+    assert IMAGE in text and HOT in text
+    return text
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path,
+          toy_template: Path) -> Iterator[st.Stack]:
+    if st.compose_binary() is None:
+        pytest.skip("docker-compose not installed (scripts/install-system-test-deps.sh)")
+    reason = st.ensure_engine()
+    if reason is not None:
+        pytest.skip(f"no Docker engine: {reason}")
+    try:
+        st.build_image(IMAGE)
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"compose/build-images.sh failed:\n{exc.stdout}\n{exc.stderr}")
+    tmp = tmp_path_factory.mktemp("compose")
+    policy = tmp / "policy.yaml"
+    policy.write_text(policy_text())
+    stack = st.Stack(f"tstest{os.getpid()}", IMAGE, policy, log_dir)
+    try:
+        stack.up("minio-init")  # the store and its bucket first, then the models into it
+        stack.wait_exit("minio-init")
+        client = boto3.client("s3", endpoint_url=stack.url("s3"), region_name="us-east-1",
+                              aws_access_key_id=st.S3_USER, aws_secret_access_key=st.S3_SECRET)
+        store = testing.make_local_store(tmp / "store", MODELS)
+        assert testing.upload_tree(client, st.BUCKET, "models", store) > 0
+        stack.up("router", "pool", "orchestrator")
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="module")
+def router(stack: st.Stack) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=stack.url("router"), timeout=60.0) as client:
+        yield client
+
+
+def predict(router: httpx.Client, model: str, xs: list[float]) -> httpx.Response:
+    return router.post(f"/v1/models/{model}:predict", json={"instances": xs})
+
+
+def test_cold_models_answer_through_the_router(router: httpx.Client) -> None:
+    for model, versions in (("cold-m", MODELS["cold-m"]), ("other", MODELS["other"])):
+        a = versions[max(versions)]
+        response = predict(router, model, [1.0, 2.5])
+        assert response.status_code == 200, response.text
+        assert response.json() == {"predictions": toy_models.expected(a, 0.0, [1.0, 2.5])}
+        assert response.headers["x-tierserve-pool"] == "cold"
+    columnar = router.post("/v1/models/cold-m:predict", json={"inputs": {"x": [3.0]}})
+    assert columnar.json() == {"outputs": [6.0]}
+
+
+def test_pinned_model_is_served_by_a_hot_container(router: httpx.Client,
+                                                    stack: st.Stack) -> None:
+    deadline = time.monotonic() + WAIT_S
+    pools: list[str] = []
+    while time.monotonic() < deadline:
+        response = predict(router, HOT, [2.0])
+        assert response.status_code == 200, response.text  # answered while it moves too
+        assert response.json() == {"predictions": toy_models.expected(5.0, 0.0, [2.0])}
+        pools.append(response.headers["x-tierserve-pool"])
+        if pools[-1] == "hot":
+            break
+        time.sleep(1.0)
+    assert pools[-1] == "hot", f"never routed hot; orchestrator:\n{stack.logs()[-4000:]}"
+    containers = stack.hot_containers()
+    assert len(containers) == 1
+    inspect = subprocess.run(
+        ["docker", "inspect", "-f",
+         '{{.State.Running}} {{index .Config.Labels "tierserve.model"}} '
+         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", containers[0]],
+        capture_output=True, text=True, check=True).stdout.split()
+    assert inspect == ["true", HOT, stack.network]
+
+
+def test_traffic_mix_all_answered(router: httpx.Client) -> None:
+    expected = {m: toy_models.expected(v[max(v)], 0.0, [1.0]) for m, v in MODELS.items()}
+    names = list(MODELS)
+    for i in range(60):
+        model = names[i % len(names)]
+        response = predict(router, model, [1.0])
+        assert response.status_code == 200, (model, response.text)
+        assert response.json()["predictions"] == expected[model]
+
+
+def test_tf_serving_errors(router: httpx.Client) -> None:
+    missing = predict(router, "no-such-model", [1.0])
+    assert missing.status_code == 404 and "error" in missing.json()
+    bad = router.post("/v1/models/cold-m:predict", content=b"{not json")
+    assert bad.status_code == 400 and "error" in bad.json()
+    status = router.get("/v1/models/cold-m")
+    assert status.status_code == 200
+    assert status.json()["model_version_status"][0]["state"] == "AVAILABLE"
+
+
+def test_metrics_for_prometheus(stack: st.Stack, router: httpx.Client) -> None:
+    predict(router, "cold-m", [1.0])
+    router_metrics = httpx.get(f"{stack.url('router')}/metrics").text
+    assert 'tierserve_router_requests_total{code="200",model="cold-m",pool="cold"}' \
+        in router_metrics
+    pool_metrics = httpx.get(f"{stack.url('pool')}/metrics").text
+    assert "tierserve_pool_loads_total" in pool_metrics
+    orch = httpx.get(f"{stack.url('orchestrator')}/metrics", follow_redirects=True).text
+    assert "tierserve_hot_models" in orch
