@@ -13,13 +13,24 @@ from typing import Any
 from pools.model_server.memory import release_memory
 from pools.model_server.sources import VersionSource
 from pools.model_server.versions import VersionPolicy, to_unload
-from tierserve.errors import Internal, InvalidArgument, NotFound, TierserveError
+from tierserve.errors import (
+    DeadlineExceeded,
+    Internal,
+    InvalidArgument,
+    NotFound,
+    TierserveError,
+    Unavailable,
+)
 
 log = logging.getLogger(__name__)
 
 START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UNLOADING", "END"
 # Unloaded versions stay in the status as END, like TF Serving; only the newest few.
 KEEP_ENDED = 5
+# A load that failed for a passing reason (store unreachable) is retried by later syncs,
+# like TF Serving's max_num_load_retries; a broken model is not.
+MAX_LOAD_ATTEMPTS = 5
+_RETRYABLE = (Unavailable, DeadlineExceeded)
 
 Loader = Callable[[Path], Any]
 LoadObserver = Callable[[float, bool], None]
@@ -50,6 +61,7 @@ class ModelEntry:
         self.source_error: TierserveError | None = None
         self.retired = False
         self._wanted: frozenset[int] = frozenset()
+        self._attempts: dict[int, int] = {}
 
     # -- reads (any thread, cheap) ----------------------------------------------------------
 
@@ -126,10 +138,8 @@ class ModelEntry:
                 for version in [v for v, s in self._states.items()
                                 if s.error is not None and v not in on_disk]:
                     del self._states[version]
-                todo = [v for v in sorted(wanted, reverse=True)
-                        if self._states.get(v) is None
-                        or self._states[v].state not in (AVAILABLE, END)
-                        or (self._states[v].state == END and self._states[v].error is None)]
+                    self._attempts.pop(version, None)
+                todo = [v for v in sorted(wanted, reverse=True) if self._needs_load(v)]
             for version in todo:
                 self._load(version)
             with self._lock:
@@ -142,6 +152,17 @@ class ModelEntry:
             self._trim()
         if gone:
             release_memory()
+
+    def _needs_load(self, version: int) -> bool:
+        state = self._states.get(version)
+        if state is None or state.state not in (AVAILABLE, END):
+            return True
+        if state.state == AVAILABLE:
+            return False
+        if state.error is None:  # unloaded earlier, wanted again
+            return True
+        return (isinstance(state.error, _RETRYABLE)
+                and self._attempts.get(version, 0) < MAX_LOAD_ATTEMPTS)
 
     def unload_all(self) -> None:
         with self._sync_lock:
@@ -170,9 +191,13 @@ class ModelEntry:
             log.warning("model %s version %s failed to load: %s", self.name, version,
                         error.message)
             self._on_load(time.monotonic() - started, False)
+            with self._lock:
+                self._attempts[version] = self._attempts.get(version, 0) + 1
             self._set(VersionState(version, END, error))
             return
         self._on_load(time.monotonic() - started, True)
+        with self._lock:
+            self._attempts.pop(version, None)
         log.info("model %s version %s AVAILABLE", self.name, version)
         self._set(VersionState(version, AVAILABLE, servable=servable))
 

@@ -31,17 +31,22 @@ def store_root(tmp_path_factory: pytest.TempPathFactory, toy_template: Path) -> 
 
 
 @pytest.fixture(scope="session")
-def served(store_root: Path, log_dir: Path, tmp_path_factory: pytest.TempPathFactory
-           ) -> Iterator[ModelServer]:
+def served_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The --model_config_file of `served` (re-read every 0.5 s)."""
+    return tmp_path_factory.mktemp("ms-config") / "models.config"
+
+
+@pytest.fixture(scope="session")
+def served(store_root: Path, log_dir: Path, served_config: Path) -> Iterator[ModelServer]:
     half = half_plus_two_dir()
     models = {name: str(store_root / name) for name in [*TOYS, "corrupt", "empty"]}
     models["half_plus_two"] = str(half)
     extra = {"m3": 'model_version_policy { all {} } '
                    'version_labels { key: "stable" value: 1 } '
                    'version_labels { key: "canary" value: 2 }'}
-    config = tmp_path_factory.mktemp("ms-config") / "models.config"
-    config.write_text(config_text(models, extra))
-    server = start_model_server(log_dir, "--model_config_file", str(config),
+    served_config.write_text(config_text(models, extra))
+    server = start_model_server(log_dir, "--model_config_file", str(served_config),
+                                "--model_config_file_poll_wait_seconds", "0.5",
                                 "--file_system_poll_wait_seconds", "0.5", name="ms-main")
     yield server
     server.stop()
