@@ -55,6 +55,7 @@ def make_runtime(kind: str, state_dir: Path, scope: str) -> Runtime:
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
     from db.engine import make_engine
     from orchestrator.loop import Orchestrator
     from orchestrator.status import Metrics, StatusServer
