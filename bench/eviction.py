@@ -3,6 +3,7 @@
     .venv/bin/python bench/eviction.py                 # 50,000 requests per trace, ~1 min
     .venv/bin/python bench/eviction.py --requests 5000 # quick look
     tierserve bench eviction --live                     # also drive a real `tierserve pool`
+                                                        # (shortened traces, ~10-15 min)
 
 The simulator (pools.eviction.simulate) calls each policy exactly as the cold
 pool does; Belady's oracle (which knows the future) gives the limit. Miss cost is
@@ -124,7 +125,11 @@ def main(argv: list[str] | None = None) -> int:
         help="byte bound for the extra byte-bounded Zipf(1.0) run (0: skip it)",
     )
     parser.add_argument("--live", action="store_true", help="also drive a real cold pool")
-    parser.add_argument("--live-requests", type=int, default=1500)
+    parser.add_argument("--live-requests", type=int, default=300, help="requests per live trace")
+    parser.add_argument("--live-models", type=int, default=30)
+    parser.add_argument("--live-slots", type=int, default=4, help="the pool's memory_models")
+    parser.add_argument("--live-traces", default="zipf-1,scan-1")
+    parser.add_argument("--live-policies", default="lru,tinylfu")
     args = parser.parse_args(argv)
     policies = [p for p in args.policies.split(",") if p]
 
@@ -151,7 +156,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
         import _eviction_live  # needs the cold pool, S3 and TensorFlow: only when asked
 
-        _eviction_live.run(all_traces, policies, args.slots, args.live_requests)
+        _eviction_live.run(
+            [p for p in args.live_policies.split(",") if p],
+            args.live_requests,
+            args.live_models,
+            args.live_slots,
+            [t for t in args.live_traces.split(",") if t],
+        )
     return 0
 
 
