@@ -1,0 +1,247 @@
+"""`tierserve demo`: tiny models, the whole system, and traffic that changes, shown live.
+
+It creates N tiny models in a local store, writes a policy with short windows so
+things happen within minutes, starts cold pool, router and orchestrator, and
+drives a Zipf mix in which one rare model turns popular and later goes quiet.
+The terminal shows requests per second, the cold pool's hit ratio, the hot
+models, promotions and demotions as they happen, and latency per pool. It ends
+by itself with a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import statistics
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tierserve.demo_traffic import Picker, model_names, phase_at, phases
+from tierserve.stack import Stack, StackConfig
+
+DEMO_POLICY = """\
+# Written by `tierserve demo`: short windows so promotions happen within a minute.
+store: {store}
+interval: 1s
+hot:
+  max_models: 3
+  promote: {{min_rate: {promote}, window: 10s}}
+  demote: {{max_rate: {demote}, window: 15s}}
+  cooldown: 15s
+  drain: 1s
+  pinned: []
+cold:
+  max_models: 30
+  load_wait: 30s
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=int, default=200, help="how many tiny models")
+    parser.add_argument("--duration", type=float, default=150.0, help="seconds of traffic")
+    parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
+    parser.add_argument("--var", type=Path, default=Path("var/demo"),
+                        help="folder for models, db, cache and logs")
+    parser.add_argument("--port", type=int, default=0, help="router port (0: any free)")
+    parser.add_argument("--plain", action="store_true",
+                        help="print a line every few seconds instead of the live view")
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    failed: int = 0
+    wrong: int = 0
+    by_pool: dict[str, list[float]] = field(default_factory=lambda: {"hot": [], "cold": []})
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=4000))
+    errors: Counter[str] = field(default_factory=Counter)
+
+    def rate(self, now: float, span: float = 5.0) -> float:
+        return sum(1 for t in self.recent if t > now - span) / span
+
+
+def prepare(var: Path, count: int, rate: float) -> Path:
+    from pools.toy_models import write_model
+
+    store = var / "models"
+    names = model_names(count)
+    store.mkdir(parents=True, exist_ok=True)
+    for index, name in enumerate(names):
+        if not (store / name).exists():
+            write_model(store, name, {1: float(index + 1)})
+    policy = var / "policy.yaml"
+    # Promote what gets about a tenth of the traffic; demote what falls far below.
+    policy.write_text(DEMO_POLICY.format(store=store.resolve(), promote=round(rate / 10, 2),
+                                         demote=round(rate / 60, 2)))
+    return policy
+
+
+async def _one(client: httpx.AsyncClient, picker: Picker, phase: Any, tally: Tally) -> None:
+    name = picker.pick(phase)
+    started = time.monotonic()
+    tally.sent += 1
+    try:
+        answer = await client.post(f"/v1/models/{name}:predict", json={"instances": [2.0]})
+    except httpx.HTTPError as exc:
+        tally.failed += 1
+        tally.errors[type(exc).__name__] += 1
+        return
+    elapsed = time.monotonic() - started
+    tally.recent.append(time.monotonic())
+    if answer.status_code != 200:
+        tally.failed += 1
+        tally.errors[f"HTTP {answer.status_code}"] += 1
+        return
+    if answer.json().get("predictions") != [2.0 * picker.value(name)]:
+        tally.wrong += 1
+    tally.by_pool.setdefault(answer.headers.get("x-tierserve-pool", "?"), []).append(elapsed)
+
+
+async def drive(router: str, duration: float, rate: float, picker: Picker, tally: Tally,
+                on_tick: Any) -> None:
+    plan = phases(duration)
+    limits = httpx.Limits(max_connections=64)
+    async with httpx.AsyncClient(base_url=router, timeout=60, limits=limits) as client:
+        start = time.monotonic()
+        pending: set[asyncio.Task[None]] = set()
+        sent_at = 0
+        next_tick = start
+        while (elapsed := time.monotonic() - start) < duration:
+            due = int(elapsed * rate)
+            phase = phase_at(plan, elapsed)
+            for _ in range(due - sent_at):
+                task = asyncio.create_task(_one(client, picker, phase, tally))
+                pending.add(task)
+                task.add_done_callback(pending.discard)
+            sent_at = due
+            if time.monotonic() >= next_tick:
+                await on_tick(client, phase, elapsed)
+                next_tick += 1.0
+            await asyncio.sleep(0.01)
+        if pending:
+            await asyncio.wait(pending, timeout=60)
+
+
+class Observer:
+    """Polls the router and the cold pool for the live view."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+        self.hot: list[str] = []
+        self.events: deque[str] = deque(maxlen=8)
+        self.promoted: list[str] = []  # models that became hot (routed to their own server)
+        self.demoted: list[str] = []
+        self.hit_ratio: float | None = None
+        self._seen: set[int] = set()
+
+    async def poll(self, client: httpx.AsyncClient) -> None:
+        with contextlib.suppress(httpx.HTTPError, ValueError):
+            routing = (await client.get("/admin/routing")).json()
+            self.hot = sorted(p["model"] for p in routing["placements"] if p["pool"] == "hot")
+            events = (await client.get("/admin/events", params={"limit": 20})).json()["events"]
+            for event in reversed(events):
+                key = hash((event["ts"], event["model"], event["action"]))
+                if key not in self._seen:
+                    self._seen.add(key)
+                    if event["action"] == "route_hot":
+                        self.promoted.append(event["model"])
+                    elif event["action"] == "demote" and event["outcome"] == "routed cold":
+                        self.demoted.append(event["model"])
+                    stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"]))
+                    self.events.append(f"{stamp} {event['action']} {event['model']}: "
+                                       f"{event['outcome']}")
+            pool = (await client.get(f"{self.stack.pool_url}/admin/models")).json()["totals"]
+            total = pool["hits"] + pool["misses"]
+            self.hit_ratio = pool["hits"] / total if total else None
+
+
+def _ms(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    ordered = sorted(values)
+    return f"{1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f}"
+
+
+def render(tally: Tally, observer: Observer, phase: Any, elapsed: float, star: str) -> Any:
+    from rich.table import Table
+
+    table = Table(title=f"tierserve demo — {elapsed:5.0f} s — {phase.name} (star: {star})")
+    table.add_column("figure")
+    table.add_column("value")
+    ratio = "-" if observer.hit_ratio is None else f"{100 * observer.hit_ratio:.1f} %"
+    table.add_row("requests/s (last 5 s)", f"{tally.rate(time.monotonic()):.1f}")
+    table.add_row("sent / failed / wrong", f"{tally.sent} / {tally.failed} / {tally.wrong}")
+    table.add_row("cold pool hit ratio", ratio)
+    table.add_row("hot models", ", ".join(observer.hot) or "(none)")
+    for pool, values in tally.by_pool.items():
+        table.add_row(f"{pool} latency p50 / p99 ms", f"{_ms(values, 0.5)} / {_ms(values, 0.99)}")
+    table.add_row("events", "\n".join(observer.events) or "-")
+    return table
+
+
+def summary(tally: Tally, observer: Observer, star: str) -> str:
+    lines = ["", "tierserve demo summary",
+             f"  requests: {tally.sent} sent, {tally.failed} failed, {tally.wrong} wrong answers",
+             "  cold pool hit ratio: "
+             + ("-" if observer.hit_ratio is None else f"{100 * observer.hit_ratio:.1f} %"),
+             f"  promoted: {', '.join(observer.promoted) or '(none)'}",
+             f"  demoted: {', '.join(observer.demoted) or '(none)'}",
+             f"  the rising model {star} was promoted: "
+             + ("yes" if star in observer.promoted else "no")
+             + ", then demoted: " + ("yes" if star in observer.demoted else "no"),
+             f"  hot at the end: {', '.join(observer.hot) or '(none)'}"]
+    for pool, values in tally.by_pool.items():
+        if values:
+            mean = 1000 * statistics.mean(values)
+            lines.append(f"  {pool}: {len(values)} answers, p50 {_ms(values, 0.5)} ms, "
+                         f"p99 {_ms(values, 0.99)} ms, mean {mean:.1f} ms")
+    if tally.errors:
+        lines.append(f"  errors: {dict(tally.errors)}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    console.print(f"creating {args.models} tiny models in {args.var / 'models'} ...")
+    policy = prepare(args.var, args.models, args.rate)
+    stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
+                              pool_port=0, status_port=0, scope="demo", flush_interval=0.5))
+    console.print("starting cold pool, router and orchestrator ...")
+    stack.start()
+    picker = Picker(model_names(args.models))
+    tally, observer = Tally(), Observer(stack)
+    console.print(f"router {stack.router_url}  dashboard {stack.router_url}/ui")
+    live = None if args.plain else Live(console=console, refresh_per_second=2)
+
+    async def tick(client: httpx.AsyncClient, phase: Any, elapsed: float) -> None:
+        await observer.poll(client)
+        stack.check()
+        view = render(tally, observer, phase, elapsed, picker.star)
+        if live is not None:
+            live.update(view)
+        elif int(elapsed) % 5 == 0:
+            console.print(view)
+
+    async def final_poll() -> None:
+        async with httpx.AsyncClient(base_url=stack.router_url, timeout=10) as client:
+            await observer.poll(client)
+
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            asyncio.run(drive(stack.router_url, args.duration, args.rate, picker, tally, tick))
+        asyncio.run(final_poll())
+    except KeyboardInterrupt:
+        console.print("interrupted")
+    finally:
+        stack.stop()
+    console.print(summary(tally, observer, picker.star))
+    return 0 if tally.sent and not tally.failed and not tally.wrong else 1
