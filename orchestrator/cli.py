@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         if args.once:
             report = orch.reconcile_once()
             print(report)
-            return 1 if "error" in report else 0
+            failed = "error" in report or "skipped" in report
+            return 1 if failed or orch.watcher.last_error is not None else 0
         orch.run_forever(stop)
     finally:
         if server is not None:

@@ -73,6 +73,7 @@ class Orchestrator:
         self._probe_fn = probe or self._http_probe
         self._rates_fn = rates or self._db_rates
         self.last_pass: dict[str, Any] = {}
+        self._rows_digest: str | None = None  # policy whose experiments/pins are in the db
         self._lock = threading.Lock()
 
     # -- events --------------------------------------------------------------------------
@@ -102,10 +103,14 @@ class Orchestrator:
             self.metrics.policy_loaded_at.set(self.clock())
             self._event(POLICY_EVENT_MODEL, "policy_reload", str(self.watcher.path),
                         f"ok: sha256 {result.loaded.digest[:12]}")
-            self._apply_policy_rows(result.loaded.policy)
         elif self.watcher.last_error is None and self.watcher.current is not None:
             self.metrics.policy_valid.set(1)
-        return self.watcher.current.policy if self.watcher.current else None
+        current = self.watcher.current
+        if current is not None and current.digest != self._rows_digest:
+            # Until it succeeds (the db may be briefly unavailable), retried every pass.
+            self._apply_policy_rows(current.policy)
+            self._rows_digest = current.digest
+        return current.policy if current else None
 
     def _apply_policy_rows(self, policy: Policy) -> None:
         """Experiments and pins from the YAML go to the db, where the router reads them."""
