@@ -106,6 +106,7 @@ if [ -z "$base" ]; then
   have="$(docker image inspect -f '{{ index .Config.Labels "tierserve.deps" }}' "$LOCAL_BASE" \
     2>/dev/null || true)"
   if [ "$rebuild_base" = 1 ] || [ "$have" != "$(deps_digest)" ]; then
+    old_base="$(docker image inspect -f '{{.Id}}' "$LOCAL_BASE" 2>/dev/null || true)"
     build_local_base
   fi
   # Everything is in the base already; nothing to fetch from an index.
@@ -113,9 +114,18 @@ if [ -z "$base" ]; then
 fi
 
 # The context is only what the image needs (never .venv), streamed as a tarball.
+old_image="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 cd "$REPO"
 tar -c --exclude=__pycache__ --exclude='*.pyc' \
     compose/Dockerfile pyproject.toml README.md tierserve router pools policies orchestrator db |
   docker build -q -f compose/Dockerfile --build-arg "BASE_IMAGE=$base" \
     --build-arg "PIP_INSTALL_ARGS=$pip_args" -t "$IMAGE" - >/dev/null
+# Images this build replaced would otherwise pile up untagged (gigabytes each); one still in
+# use by another image or container stays.
+for old in "$old_image" "${old_base:-}"; do
+  if [ -n "$old" ] && [ -z "$(docker image inspect -f '{{.RepoTags}}' "$old" 2>/dev/null |
+      tr -d '[]')" ]; then
+    docker rmi "$old" >/dev/null 2>&1 || true
+  fi
+done
 echo "$IMAGE"

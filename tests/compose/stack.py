@@ -44,6 +44,7 @@ class Stack:
         self.scope = name
         self.network = f"{name}-net"
         self.log_dir = log_dir
+        self.prometheus: str | None = None  # the Prometheus image, when one could be made
         self.ports = {key: free_port() for key in ("router", "pool", "s3", "console",
                                                    "orchestrator", "prometheus", "grafana")}
         self.env = {

@@ -18,7 +18,9 @@ import httpx
 import pytest
 
 from pools import toy_models
+from tests.compose import prometheus
 from tests.compose import stack as st
+from tests.compose.test_monitoring_config import dashboard_queries
 from tierserve import testing
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -61,6 +63,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path,
         store = testing.make_local_store(tmp / "store", MODELS)
         assert testing.upload_tree(client, st.BUCKET, "models", store) > 0
         stack.up("router", "pool", "orchestrator")
+        stack.prometheus = prometheus.ensure_image(tmp)
+        if stack.prometheus is not None:
+            stack.env["PROMETHEUS_IMAGE"] = stack.prometheus
+            stack.up("prometheus")
         yield stack
     finally:
         stack.down()
@@ -139,3 +145,35 @@ def test_metrics_for_prometheus(stack: st.Stack, router: httpx.Client) -> None:
     assert "tierserve_pool_loads_total" in pool_metrics
     orch = httpx.get(f"{stack.url('orchestrator')}/metrics", follow_redirects=True).text
     assert "tierserve_hot_models" in orch
+
+
+def prometheus_query(stack: st.Stack, expr: str) -> list[dict[str, object]]:
+    answer = httpx.get(f"{stack.url('prometheus')}/api/v1/query", params={"query": expr}).json()
+    assert answer["status"] == "success", (expr, answer)
+    return list(answer["data"]["result"])
+
+
+def test_prometheus_scrapes_every_part(stack: st.Stack, router: httpx.Client) -> None:
+    if stack.prometheus is None:
+        pytest.skip("no local Prometheus image (Debian's prometheus package out of reach)")
+    test_pinned_model_is_served_by_a_hot_container(router, stack)  # a hot container exists
+    jobs = {"router", "cold-pool", "orchestrator", "hot-pool"}
+    deadline = time.monotonic() + WAIT_S
+    health: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        predict(router, "cold-m", [1.0])
+        try:
+            targets = httpx.get(f"{stack.url('prometheus')}/api/v1/targets").json()
+        except httpx.HTTPError:
+            time.sleep(1.0)
+            continue
+        health = {t["labels"]["job"]: t["health"] for t in targets["data"]["activeTargets"]}
+        if all(health.get(job) == "up" for job in jobs):
+            break
+        time.sleep(1.0)
+    assert all(health.get(job) == "up" for job in jobs), health
+    hot = prometheus_query(stack, 'up{job="hot-pool"}')
+    assert [r["metric"]["model"] for r in hot] == [HOT]  # type: ignore[index]
+    assert prometheus_query(stack, 'tierserve_router_requests_total{model="cold-m"}')
+    for _title, expr in dashboard_queries():  # every dashboard query runs on real data
+        prometheus_query(stack, expr)
