@@ -39,6 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="models of one reload loaded in parallel")
     add("--rest_api_num_threads", type=int, default=8, help="REST inference threads")
     add("--grpc_max_threads", type=int, default=16, help="gRPC worker threads")
+    add("--tensorflow_intra_op_parallelism", type=int, default=0,
+        help="threads inside one TF op (0: TensorFlow's choice)")
+    add("--tensorflow_inter_op_parallelism", type=int, default=0,
+        help="TF ops run at once (0: TensorFlow's choice)")
     add("--model_cache_dir", default="",
         help="where s3:// versions are downloaded (default: a temporary folder)")
     add("--shutdown_grace_seconds", type=float, default=20.0,
@@ -76,6 +80,7 @@ def _run(args: argparse.Namespace) -> int:
     from pools.model_server.servable import Servable
     from tierserve.errors import InvalidArgument, TierserveError
 
+    _set_tf_threads(args)
     own_cache = not args.model_cache_dir
     cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))
     metrics = Metrics()
@@ -108,6 +113,15 @@ def _run(args: argparse.Namespace) -> int:
         manager.close()
         if own_cache:
             shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def _set_tf_threads(args: argparse.Namespace) -> None:
+    import tensorflow as tf
+
+    if args.tensorflow_intra_op_parallelism:
+        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
+    if args.tensorflow_inter_op_parallelism:
+        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
 
 
 def _exit_now(code: int) -> None:

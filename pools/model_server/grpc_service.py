@@ -20,7 +20,7 @@ from tensorflow_serving.apis import (
 )
 
 from pools.model_server.manager import ModelManager
-from pools.model_server.metrics import Metrics
+from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
 from tierserve.errors import InvalidArgument, TierserveError, Unimplemented
 
@@ -62,6 +62,8 @@ class _Base:
               fn: Callable[[], T], empty: T) -> T:
         started = time.monotonic()
         code = "OK"
+        in_flight = self.metrics.in_flight.labels("grpc")
+        in_flight.inc()
         try:
             return fn()
         except TierserveError as exc:
@@ -72,8 +74,10 @@ class _Base:
             log.exception("gRPC %s failed", method)
             context.abort(grpc.StatusCode.INTERNAL, str(exc))
         finally:
+            in_flight.dec()
             if model:
-                self.metrics.observe_request(model, "grpc", method, code,
+                label = model if self.manager.has(model) else UNKNOWN
+                self.metrics.observe_request(label, "grpc", method, code,
                                              time.monotonic() - started)
         return empty  # unreachable: abort raises
 

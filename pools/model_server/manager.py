@@ -78,6 +78,10 @@ class ModelManager:
                 raise NotFound(f"Could not find version {version} of model {name}")
         return states
 
+    def has(self, name: str) -> bool:
+        with self._lock:
+            return name in self._models
+
     def model_names(self) -> list[str]:
         with self._lock:
             return sorted(self._models)

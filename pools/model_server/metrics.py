@@ -16,6 +16,8 @@ from prometheus_client import (
 # Per-model labels are bounded: past this many names, models share the label "__other__".
 MAX_MODEL_LABELS = 1000
 OTHER = "__other__"
+# Names no configured model has (typos, probes) share one label.
+UNKNOWN = "__unknown__"
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
                     2.5, 5.0, 10.0)
@@ -32,6 +34,9 @@ class Metrics:
         self.latency = Histogram(
             "tierserve_model_server_request_latency_seconds", "Request latency.",
             ["model", "api", "method"], buckets=_LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge(
+            "tierserve_model_server_requests_in_flight", "Requests being answered now.",
+            ["api"], registry=self.registry)
         self.loaded = Gauge(
             "tierserve_model_server_loaded_versions", "Model versions AVAILABLE now.",
             registry=self.registry)

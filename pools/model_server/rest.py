@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 
 from pools.model_server import signatures, tensors
 from pools.model_server.manager import ModelManager
-from pools.model_server.metrics import Metrics
+from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
 from tierserve.errors import InvalidArgument, NotFound, TierserveError, Unimplemented
 from tierserve.http_errors import error_response, install_error_handlers
@@ -71,6 +71,8 @@ class RestApi:
         kind = "metadata" if match["metadata"] else (method or "status")
         started = time.monotonic()
         code = "OK"
+        in_flight = self.metrics.in_flight.labels("rest")
+        in_flight.inc()
         try:
             if request.method == "GET" and method is None:
                 if match["metadata"]:
@@ -85,7 +87,9 @@ class RestApi:
             code = exc.code_name
             return error_response(exc)
         finally:
-            self.metrics.observe_request(name, "rest", kind, code, time.monotonic() - started)
+            in_flight.dec()
+            label = name if self.manager.has(name) else UNKNOWN
+            self.metrics.observe_request(label, "rest", kind, code, time.monotonic() - started)
 
     def _status(self, name: str, version: int | None, label: str | None) -> list[VersionState]:
         if label is not None:

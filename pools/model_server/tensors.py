@@ -113,14 +113,39 @@ def _rows_to_columns(rows: list[Any], dtypes: Mapping[str, np.dtype[Any]]) -> di
 
 def to_array(name: str, value: Any, dtype: np.dtype[Any]) -> np.ndarray:
     """One JSON value (nested lists of leaves) as an array of `dtype`, checked."""
-    if dtype.kind == "O" or dtype.kind == "S":
+    if dtype.kind in "OS":
         converted = _map_leaves(value, lambda leaf: _string_leaf(name, leaf))
-        target: Any = object
-    else:
-        _map_leaves(value, lambda leaf: _check_number(name, leaf, dtype))
-        converted, target = value, dtype
+        return _stack(name, converted, object, dtype)
+    fast = _numeric_fast_path(name, value, dtype)
+    if fast is not None:
+        return fast
+    # Slow path, for its error message: find the leaf of the wrong type.
+    _map_leaves(value, lambda leaf: _check_number(name, leaf, dtype))
+    return _stack(name, value, dtype, dtype)
+
+
+def _numeric_fast_path(name: str, value: Any, dtype: np.dtype[Any]) -> np.ndarray | None:
+    """numpy parses homogeneous numbers at C speed; None when a leaf needs a closer look."""
     try:
-        array = np.array(converted, dtype=target)
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        return None
+    kind = array.dtype.kind
+    if kind == "b" and dtype.kind == "b":
+        return array
+    if kind not in "iuf" or dtype.kind == "b":
+        return None
+    if dtype.kind in "iu" and kind == "f" and not np.all(np.mod(array, 1) == 0):
+        return None
+    try:
+        return array.astype(dtype, casting="unsafe")
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"Input {name}: values do not fit {dtype}: {exc}") from exc
+
+
+def _stack(name: str, value: Any, target: Any, dtype: np.dtype[Any]) -> np.ndarray:
+    try:
+        array = np.array(value, dtype=target)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidArgument(f"Input {name}: values do not form a tensor of {dtype} "
                               f"(ragged or mixed shapes?): {exc}") from exc

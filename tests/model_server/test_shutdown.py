@@ -10,7 +10,9 @@ from pathlib import Path
 import httpx
 
 from pools import toy_models
-from tests.model_server.helpers import start_model_server
+from tests.model_server.helpers import metric, start_model_server, wait_for
+
+SIZE = 150_000
 
 
 def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
@@ -19,7 +21,7 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
     server = start_model_server(log_dir, "--model_name", "m", "--model_base_path",
                                 str(tmp_path / "m"), name="ms-term")
     # A large request keeps the server busy for a while (decode, run, encode).
-    body = {"instances": [float(i % 100) for i in range(400_000)]}
+    body = {"instances": [float(i % 100) for i in range(SIZE)]}
     results: list[httpx.Response | Exception] = []
     started = threading.Event()
 
@@ -34,13 +36,14 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
     thread = threading.Thread(target=call)
     thread.start()
     started.wait()
-    # Give the request time to reach the server before the signal.
-    httpx.get(f"{server.rest}/v1/models/m", timeout=10)
+    wait_for(lambda: metric(server, "tierserve_model_server_requests_in_flight",
+                            'api="rest"') >= 1 or bool(results), what="predict in flight")
+    assert not results, "the predict finished before the signal: make it bigger"
     os.kill(server.proc.pid, signal.SIGTERM)
     assert server.proc.proc.wait(60) == 0
     thread.join(60)
     (result,) = results
     assert isinstance(result, httpx.Response) and result.status_code == 200
     predictions = result.json()["predictions"]
-    assert len(predictions) == 400_000 and predictions[:3] == [0.0, 2.0, 4.0]
+    assert len(predictions) == SIZE and predictions[:3] == [0.0, 2.0, 4.0]
     server.stop()
