@@ -172,7 +172,7 @@ class Orchestrator:
         placements = {p.model: p for p in queries.list_placements(self.engine)}
         alive = self._observe_health(live, placements, policy, now)
         live = [i for i in live if i.id in alive]  # minus those stopped for a start timeout
-        self._clear_stale_placements(live, placements)
+        self._clear_stale_placements(live)
 
         spec_hash = policy.container_hash()
         hot = {i.model: HotModel(since=i.hot_since, alive=alive[i.id],
@@ -258,13 +258,15 @@ class Orchestrator:
             alive.pop(inst_id)
         return alive
 
-    def _clear_stale_placements(self, live: list[Instance], placements: dict[str, Any]) -> None:
-        """Hot rows pointing at no instance of ours (a crash, a removed container)."""
+    def _clear_stale_placements(self, live: list[Instance]) -> None:
+        """Hot rows pointing at no instance of ours (a crash, a removed container). Re-read:
+        this pass may have just routed a new instance."""
         endpoints = {i.endpoint for i in live}
-        for model, placement in placements.items():
+        for placement in queries.list_placements(self.engine):
             if placement.pool == "hot" and placement.endpoint not in endpoints:
-                queries.remove_placement(self.engine, model)
-                self._event(model, "route_cold", f"no instance at {placement.endpoint}", "ok")
+                queries.remove_placement(self.engine, placement.model)
+                self._event(placement.model, "route_cold",
+                            f"no instance at {placement.endpoint}", "ok")
 
     # -- acting --------------------------------------------------------------------------
 

@@ -246,3 +246,12 @@ def test_max_models_bound_holds_in_the_loop(h: Harness) -> None:
 
 def test_policy_type_is_the_schema() -> None:
     assert Policy.model_fields["hot"].is_required()
+
+
+def test_stale_route_replaced_by_a_new_instance_in_the_same_pass(h: Harness) -> None:
+    h.rates["a"] = 10.0
+    h.step()
+    queries.set_placement(h.engine, "a", "hot", "http://127.0.0.1:9")  # left by a crash
+    h.runtime.make_ready()
+    h.step()
+    assert h.hot_routes() == {"a": h.runtime.of("a").endpoint}
