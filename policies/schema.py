@@ -12,7 +12,14 @@ import json
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from pools.names import is_valid_model_name
 from router.experiments import ExperimentSpec
@@ -77,8 +84,8 @@ class DemoteRule(Strict):
 class Backoff(Strict):
     """Delay before restarting a dead hot instance: doubles per failure, capped."""
 
-    initial: PositiveDuration = 2.0
-    max: PositiveDuration = 60.0
+    initial: PositiveDuration = Field(2.0, description="delay after the first failure")
+    max: PositiveDuration = Field(60.0, description="longest delay")
 
 
 class ContainerSettings(Strict):
@@ -138,6 +145,17 @@ class ColdPool(Strict):
     max_bytes: Size | None = Field(None, description="disk cache bound, e.g. 20g")
     load_wait: Duration = Field(10.0, description="how long a request waits for a load "
                                 "before 503 + Retry-After")
+    eviction: str | None = Field(None, description="cache eviction policy (pools.eviction: "
+                                 "lru, lfu, tinylfu); default: the pool's")
+
+    @field_validator("eviction")
+    @classmethod
+    def _known_eviction(cls, name: str | None) -> str | None:
+        from pools.eviction import available
+
+        if name is not None and name not in available():
+            raise ValueError(f"unknown eviction policy {name!r}; choose one of {available()}")
+        return name
 
 
 class Policy(Strict):

@@ -30,3 +30,15 @@ def test_check_prints_each_error_with_its_path(tmp_path: Path) -> None:
     assert "hot.max_models: line 3:" in result.stderr
     assert "hot.promote.min_rate: line 4:" in result.stderr
     assert "2 error(s)" in result.stderr
+
+
+def test_fields_lists_every_field_with_its_meaning() -> None:
+    result = subprocess.run(tierserve_command("policy", "fields"), capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    lines = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert "required" in lines["hot.promote.min_rate"]
+    assert "default: 600.0" in lines["hot.cooldown"]
+    assert "experiments[].variants[].weight" in lines
+    assert all(len(line.split(maxsplit=2)) == 3 for line in lines.values()
+               if not line.startswith("experiments")), "every policy field is documented"

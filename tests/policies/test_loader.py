@@ -129,3 +129,10 @@ def test_container_hash_tracks_container_settings_only() -> None:
     c = parse_policy(MINIMAL + "  container: {memory: 256m}\n").policy
     assert a.container_hash() == b.container_hash()
     assert a.container_hash() != c.container_hash()
+
+
+def test_cold_eviction_names_a_known_policy() -> None:
+    ok = parse_policy(MINIMAL + "cold: {eviction: lru}\n").policy
+    assert ok.cold.eviction == "lru"
+    errors = errors_of(MINIMAL + "cold: {eviction: fifo}\n")
+    assert "unknown eviction policy 'fifo'" in errors["cold.eviction"][1]
