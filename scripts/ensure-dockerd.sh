@@ -30,6 +30,13 @@ if answers; then
   exit 0
 fi
 
+# A dockerd that died leaves its pid file behind, and a new one refuses to start over it.
+for pidfile in /var/run/docker.pid /run/docker.pid; do
+  if [ -f "$pidfile" ] && ! kill -0 "$(cat "$pidfile" 2>/dev/null)" 2>/dev/null; then
+    rm -f "$pidfile"
+  fi
+done
+
 wait_for_engine() {
   local pid=$1 deadline=$((SECONDS + WAIT_S))
   while [ $SECONDS -lt $deadline ]; do
