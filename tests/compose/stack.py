@@ -39,11 +39,12 @@ def build_image(tag: str) -> None:
 
 
 class Stack:
-    def __init__(self, name: str, image: str, policy: Path, log_dir: Path) -> None:
+    def __init__(self, name: str, image: str, policy_dir: Path, log_dir: Path) -> None:
         self.name = name
         self.scope = name
         self.network = f"{name}-net"
         self.log_dir = log_dir
+        self.policy_file = policy_dir / "policy.yaml"
         self.prometheus: str | None = None  # the Prometheus image, when one could be made
         self.ports = {key: free_port() for key in ("router", "pool", "s3", "console",
                                                    "orchestrator", "prometheus", "grafana")}
@@ -53,7 +54,7 @@ class Stack:
             "TIERSERVE_IMAGE": image,
             "TIERSERVE_NETWORK": self.network,
             "TIERSERVE_SCOPE": self.scope,
-            "TIERSERVE_POLICY": str(policy),
+            "TIERSERVE_POLICY_DIR": str(policy_dir),
             "TIERSERVE_POOL_STORE_POLL": "2",
             "TIERSERVE_ROUTER_PORT": str(self.ports["router"]),
             "TIERSERVE_POOL_PORT": str(self.ports["pool"]),

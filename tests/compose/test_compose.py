@@ -31,12 +31,20 @@ HOT = "hot-m"
 WAIT_S = 240.0
 
 
-def policy_text() -> str:
-    text = (st.REPO / "compose" / "policy.yaml").read_text()
+def policy_text(pinned: list[str]) -> str:
+    text = (st.REPO / "compose" / "policy" / "policy.yaml").read_text()
     text = text.replace("image: tierserve:latest", f"image: {IMAGE}")
-    text = text.replace("pinned: []", f"pinned: [{HOT}]").replace("interval: 5s", "interval: 2s")
-    assert IMAGE in text and HOT in text
+    text = text.replace("pinned: []", f"pinned: [{', '.join(pinned)}]")
+    text = text.replace("interval: 5s", "interval: 2s")
+    assert IMAGE in text and all(model in text for model in pinned)
     return text
+
+
+def write_policy(stack: st.Stack, pinned: list[str]) -> None:
+    """Save the policy as editors do: a new file renamed over the old one."""
+    tmp = stack.policy_file.with_name(".policy.yaml.tmp")
+    tmp.write_text(policy_text(pinned))
+    tmp.rename(stack.policy_file)
 
 
 @pytest.fixture(scope="module")
@@ -52,9 +60,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path,
     except subprocess.CalledProcessError as exc:
         pytest.fail(f"compose/build-images.sh failed:\n{exc.stdout}\n{exc.stderr}")
     tmp = tmp_path_factory.mktemp("compose")
-    policy = tmp / "policy.yaml"
-    policy.write_text(policy_text())
-    stack = st.Stack(f"tstest{os.getpid()}", IMAGE, policy, log_dir)
+    (tmp / "policy").mkdir()
+    stack = st.Stack(f"tstest{os.getpid()}", IMAGE, tmp / "policy", log_dir)
+    write_policy(stack, [HOT])
     try:
         stack.up("minio-init")  # the store and its bucket first, then the models into it
         stack.wait_exit("minio-init")
@@ -93,27 +101,39 @@ def test_cold_models_answer_through_the_router(router: httpx.Client) -> None:
     assert columnar.json() == {"outputs": [6.0]}
 
 
+def wait_until_hot(router: httpx.Client, stack: st.Stack, model: str) -> None:
+    """Send requests until the router answers `model` from a hot container; all must succeed."""
+    versions = MODELS[model]
+    expected = {"predictions": toy_models.expected(versions[max(versions)], 0.0, [2.0])}
+    deadline = time.monotonic() + WAIT_S
+    pool = ""
+    while time.monotonic() < deadline:
+        response = predict(router, model, [2.0])
+        assert response.status_code == 200, response.text  # answered while it moves too
+        assert response.json() == expected
+        pool = response.headers["x-tierserve-pool"]
+        if pool == "hot":
+            return
+        time.sleep(1.0)
+    assert pool == "hot", f"{model} never routed hot; logs:\n{stack.logs()[-4000:]}"
+
+
+def hot_container_facts(stack: st.Stack) -> list[list[str]]:
+    """[running, model, network] of every hot container of this stack, by model."""
+    facts = []
+    for container in stack.hot_containers():
+        facts.append(subprocess.run(
+            ["docker", "inspect", "-f",
+             '{{.State.Running}} {{index .Config.Labels "tierserve.model"}} '
+             "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", container],
+            capture_output=True, text=True, check=True).stdout.split())
+    return sorted(facts, key=lambda fact: fact[1])
+
+
 def test_pinned_model_is_served_by_a_hot_container(router: httpx.Client,
                                                     stack: st.Stack) -> None:
-    deadline = time.monotonic() + WAIT_S
-    pools: list[str] = []
-    while time.monotonic() < deadline:
-        response = predict(router, HOT, [2.0])
-        assert response.status_code == 200, response.text  # answered while it moves too
-        assert response.json() == {"predictions": toy_models.expected(5.0, 0.0, [2.0])}
-        pools.append(response.headers["x-tierserve-pool"])
-        if pools[-1] == "hot":
-            break
-        time.sleep(1.0)
-    assert pools[-1] == "hot", f"never routed hot; orchestrator:\n{stack.logs()[-4000:]}"
-    containers = stack.hot_containers()
-    assert len(containers) == 1
-    inspect = subprocess.run(
-        ["docker", "inspect", "-f",
-         '{{.State.Running}} {{index .Config.Labels "tierserve.model"}} '
-         "{{range $k, $v := .NetworkSettings.Networks}}{{$k}}{{end}}", containers[0]],
-        capture_output=True, text=True, check=True).stdout.split()
-    assert inspect == ["true", HOT, stack.network]
+    wait_until_hot(router, stack, HOT)
+    assert hot_container_facts(stack) == [["true", HOT, stack.network]]
 
 
 def test_traffic_mix_all_answered(router: httpx.Client) -> None:
@@ -156,7 +176,7 @@ def prometheus_query(stack: st.Stack, expr: str) -> list[dict[str, object]]:
 def test_prometheus_scrapes_every_part(stack: st.Stack, router: httpx.Client) -> None:
     if stack.prometheus is None:
         pytest.skip("no local Prometheus image (Debian's prometheus package out of reach)")
-    test_pinned_model_is_served_by_a_hot_container(router, stack)  # a hot container exists
+    wait_until_hot(router, stack, HOT)
     jobs = {"router", "cold-pool", "orchestrator", "hot-pool"}
     deadline = time.monotonic() + WAIT_S
     health: dict[str, str] = {}
@@ -177,3 +197,10 @@ def test_prometheus_scrapes_every_part(stack: st.Stack, router: httpx.Client) ->
     assert prometheus_query(stack, 'tierserve_router_requests_total{model="cold-m"}')
     for _title, expr in dashboard_queries():  # every dashboard query runs on real data
         prometheus_query(stack, expr)
+
+
+def test_policy_edit_is_picked_up_live(router: httpx.Client, stack: st.Stack) -> None:
+    write_policy(stack, [HOT, "other"])
+    wait_until_hot(router, stack, "other")
+    assert hot_container_facts(stack) == [["true", HOT, stack.network],
+                                          ["true", "other", stack.network]]
