@@ -213,7 +213,7 @@ class ColdPool:
         models = [describe(e, now) for e in sorted(self.cache.entries.values(),
                                                      key=lambda e: e.key)
                   if e.mem is not Mem.ABSENT or e.disk is not Disk.ABSENT or e.hits or e.misses
-                  or e.failure is not None]
+                  or e.busy or e.failure is not None]
         memory, on_disk = self.cache.usage(Tier.MEMORY), self.cache.usage(Tier.DISK)
         return {
             "bounds": {"memory_models": self.config.memory_models,
@@ -246,6 +246,7 @@ def describe(e: Entry, now: float) -> dict[str, Any]:
         "on_disk": e.disk is Disk.PRESENT, "disk_state": e.disk.value,
         "loaded": e.mem is Mem.LOADED, "memory_state": e.mem.value,
         "bytes": e.size_bytes, "last_used": e.last_used, "in_flight": e.in_flight,
+        "busy": e.busy > 0,
         "hits": e.hits, "misses": e.misses, "downloads": e.downloads, "loads": e.loads,
         "evictions": e.evictions, "load_time_s": e.load_time_s,
         "download_time_s": e.download_time_s, "failure": failure,

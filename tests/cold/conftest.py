@@ -81,6 +81,15 @@ def upload_version(client: Any, bucket: str, model: str, version: int, a: float,
     shutil.rmtree(root, ignore_errors=True)
 
 
+def upload_many(client: Any, bucket: str, models: dict[str, tuple[float, int]]) -> None:
+    """`{name: (a, pad_bytes)}` as version 1 each, several uploads at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as workers:
+        list(workers.map(lambda item: upload_version(client, bucket, item[0], 1, a=item[1][0],
+                                                     pad_bytes=item[1][1]), models.items()))
+
+
 def delete_model(client: Any, bucket: str, model: str) -> None:
     listed = client.list_objects_v2(Bucket=bucket, Prefix=f"models/{model}/")
     for obj in listed.get("Contents", []):
