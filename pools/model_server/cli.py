@@ -43,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="threads inside one TF op (0: TensorFlow's choice)")
     add("--tensorflow_inter_op_parallelism", type=int, default=0,
         help="TF ops run at once (0: TensorFlow's choice)")
+    add("--release_memory_interval_seconds", type=float, default=10.0,
+        help="after unloads, collect garbage and trim the heap at most this often, in the "
+             "background (a full collection pauses Python; -1: leave it to Python)")
     add("--model_cache_dir", default="",
         help="where s3:// versions are downloaded (default: a temporary folder)")
     add("--shutdown_grace_seconds", type=float, default=20.0,
@@ -84,7 +87,8 @@ def _run(args: argparse.Namespace) -> int:
     own_cache = not args.model_cache_dir
     cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))
     metrics = Metrics()
-    manager = ModelManager(Servable, cache_root, args.num_load_threads, metrics.observe_load)
+    manager = ModelManager(Servable, cache_root, args.num_load_threads, metrics.observe_load,
+                           args.release_memory_interval_seconds)
     try:
         try:
             manager.reload(_initial_config(args))

@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 
 from pools.model_server import config as configs
-from pools.model_server.memory import release_memory
+from pools.model_server.memory import MemoryReleaser
 from pools.model_server.model import AVAILABLE, ModelEntry, VersionState
 from pools.model_server.sources import open_source
 from tierserve.errors import NotFound, TierserveError
@@ -35,10 +35,12 @@ class ModelManager:
     """Owns every ModelEntry. Reloads are serialized; the models of one reload load in parallel."""
 
     def __init__(self, loader: Callable[[Path], Any], cache_root: Path, num_load_threads: int = 4,
-                 on_load: Callable[[float, bool], None] | None = None) -> None:
+                 on_load: Callable[[float, bool], None] | None = None,
+                 release_interval_s: float = 10.0) -> None:
         self._loader = loader
         self._cache_root = cache_root
         self._on_load = on_load
+        self._memory = MemoryReleaser(release_interval_s)
         self._pool = ThreadPoolExecutor(max(1, num_load_threads), thread_name_prefix="load")
         self._config_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -134,8 +136,6 @@ class ModelManager:
                 self._models.update(swaps)
             for entry in replaced:
                 entry.unload_all()
-            if removed or replaced:
-                release_memory()
             failed = [(e.name, s) for e in pending for s in e.failures()]
         if failed:
             parts = [f"{{name: {name} version: {s.version} due to error: "
@@ -146,7 +146,7 @@ class ModelManager:
 
     def _new_entry(self, model: Any) -> ModelEntry:
         source = open_source(model.name, model.base_path, self._cache_root)
-        return ModelEntry(model, source, self._loader, self._on_load)
+        return ModelEntry(model, source, self._loader, self._on_load, self._memory.request)
 
     def _retire(self, entry: ModelEntry) -> None:
         entry.unload_all()
@@ -199,6 +199,7 @@ class ModelManager:
 
     def close(self) -> None:
         self._stop.set()
+        self._memory.close()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 

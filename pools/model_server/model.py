@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pools.model_server.memory import release_memory
 from pools.model_server.sources import VersionSource
 from pools.model_server.versions import VersionPolicy, to_unload
 from tierserve.errors import (
@@ -34,6 +33,7 @@ _RETRYABLE = (Unavailable, DeadlineExceeded)
 
 Loader = Callable[[Path], Any]
 LoadObserver = Callable[[float, bool], None]
+UnloadHook = Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -48,13 +48,15 @@ class ModelEntry:
     """The versions of one configured model. `sync` is blocking and serialized per model."""
 
     def __init__(self, config: Any, source: VersionSource, loader: Loader,
-                 on_load: LoadObserver | None = None) -> None:
+                 on_load: LoadObserver | None = None,
+                 on_unload: UnloadHook | None = None) -> None:
         self.config = config
         self.name: str = config.name
         self.policy = VersionPolicy.from_proto(config.model_version_policy)
         self.source = source
         self._loader = loader
         self._on_load = on_load or (lambda _s, _ok: None)
+        self._on_unload = on_unload or (lambda: None)
         self._sync_lock = threading.Lock()
         self._lock = threading.Lock()
         self._states: dict[int, VersionState] = {}
@@ -151,7 +153,7 @@ class ModelEntry:
                 self._unload(version)
             self._trim()
         if gone:
-            release_memory()
+            self._on_unload()
 
     def _needs_load(self, version: int) -> bool:
         state = self._states.get(version)
@@ -167,9 +169,12 @@ class ModelEntry:
     def unload_all(self) -> None:
         with self._sync_lock:
             self.retired = True
-            for version in self.available_versions():
+            versions = self.available_versions()
+            for version in versions:
                 self._unload(version)
             self._trim()
+        if versions:
+            self._on_unload()
 
     def update_config(self, config: Any) -> None:
         """Same base path, other policy or labels: applied by the next sync."""
