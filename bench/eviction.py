@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pools.eviction import DEFAULT_POLICY, available, make_policy
 from pools.eviction.belady import BeladyOracle
 from pools.eviction.simulate import SimResult, simulate
-from pools.eviction.traces import Trace, standard
+from pools.eviction.traces import Trace, shifting, standard, zipf
 
 
 @dataclass
@@ -111,6 +111,31 @@ def check_targets(rows: list[Row]) -> list[str]:
     return lines
 
 
+def robustness(seed: int) -> None:
+    """The default against LRU and Belady beyond the issue's single setting."""
+    print("\nrobustness (tinylfu): Zipf(1.0) x Belady, and shifting mix points vs LRU")
+    zipf1 = zipf(1.0, seed=seed)
+    line = []
+    for slots in (10, 50, 200):
+        best = simulate(BeladyOracle(zipf1.requests), zipf1.requests, slots).hit_ratio
+        ours = simulate(make_policy("tinylfu", slots), zipf1.requests, slots).hit_ratio
+        line.append(f"{slots} slots {ours / best:.3f}")
+    print("  zipf-1:", ", ".join(line))
+    for phase in (2000, 5000, 10_000):
+        trace = shifting(1.0, phase=phase, seed=seed)
+        line = []
+        for slots in (10, 50, 200):
+            lru = simulate(make_policy("lru", slots), trace.requests, slots).hit_ratio
+            ours = simulate(make_policy("tinylfu", slots), trace.requests, slots).hit_ratio
+            fixed = simulate(
+                make_policy("tinylfu", slots, adaptive=False), trace.requests, slots
+            ).hit_ratio
+            line.append(
+                f"{slots} slots {100 * (ours - lru):+.1f} (fixed {100 * (fixed - lru):+.1f})"
+            )
+        print(f"  shifting every {phase}:", ", ".join(line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=50_000, help="requests per trace")
@@ -123,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=3e9,
         help="byte bound for the extra byte-bounded Zipf(1.0) run (0: skip it)",
+    )
+    parser.add_argument(
+        "--robustness", action="store_true", help="also other slot counts and shift speeds"
     )
     parser.add_argument("--live", action="store_true", help="also drive a real cold pool")
     parser.add_argument("--live-requests", type=int, default=300, help="requests per live trace")
@@ -150,6 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for line in check_targets(rows):
         print(line)
+    if args.robustness:
+        robustness(args.seed)
     print(f"\nsimulated in {time.perf_counter() - started:.1f} s")
 
     if args.live:

@@ -52,6 +52,7 @@ def register(name: str) -> Callable[[Callable[..., EvictionPolicy]], Callable[..
     def deco(factory: Callable[..., EvictionPolicy]) -> Callable[..., EvictionPolicy]:
         _REGISTRY[name] = factory
         return factory
+
     return deco
 
 

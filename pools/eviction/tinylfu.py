@@ -20,6 +20,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
+from pools.eviction.adapt import WindowTuner
 from pools.eviction.base import EvictionPolicy, register
 from pools.eviction.sketch import CountMinSketch
 
@@ -36,6 +37,10 @@ class WTinyLFU(EvictionPolicy):
         window_fraction: float = 0.01,
         protected_fraction: float = 0.8,
         main_victim: str = "lfu",
+        adaptive: bool = True,
+        adapt_period: int | None = None,
+        adapt_step: int | None = None,
+        adapt_margin: float = 0.01,
         **sketch_options: Any,
     ) -> None:
         if not 0.0 <= window_fraction < 1.0 or not 0.0 <= protected_fraction <= 1.0:
@@ -44,8 +49,15 @@ class WTinyLFU(EvictionPolicy):
             raise ValueError("main_victim must be 'lru' or 'lfu'")
         self.main_victim = main_victim
         capacity = max(1, int(capacity))
+        self.capacity = capacity
+        self.protected_fraction = protected_fraction
         self.window_cap = max(1, round(capacity * window_fraction))
         self.protected_cap = max(0, round((capacity - self.window_cap) * protected_fraction))
+        self.tuner = (
+            WindowTuner(capacity, self.window_cap, adapt_period, adapt_step, adapt_margin)
+            if adaptive
+            else None
+        )
         self.sketch = CountMinSketch.for_capacity(capacity, **sketch_options)
         # least recent first in each segment
         self._window: OrderedDict[str, None] = OrderedDict()
@@ -65,6 +77,10 @@ class WTinyLFU(EvictionPolicy):
     def record_access(self, key: str, now: float, hit: bool) -> None:
         self.sketch.increment(key)
         self._freqs.pop(key, None)
+        if self.tuner is not None:
+            window = self.tuner.observe(key, hit)
+            if window is not None:
+                self._resize(window)
         self._tick += 1
         if key in self._window:
             self._window.move_to_end(key)
@@ -84,10 +100,8 @@ class WTinyLFU(EvictionPolicy):
         self._last[key] = self._tick
         self._cost[key] = (max(0, int(size_bytes)), max(0.0, float(load_cost_s)))
         self._window[key] = None
-        while len(self._window) > self.window_cap:
-            # the window's oldest survived its duel (or there was room): on to probation
-            old, _ = self._window.popitem(last=False)
-            self._probation[old] = None
+        # the window's oldest survived its duel (or there was room): on to probation
+        self._shrink_window()
 
     def on_remove(self, key: str) -> None:
         self._forget(key)
@@ -104,6 +118,8 @@ class WTinyLFU(EvictionPolicy):
         main_victim = self._main_victim(allowed)
         if window_victim is None or main_victim is None:
             return window_victim or main_victim
+        if len(self._window) < self.window_cap:
+            return main_victim  # the newcomer fits in the window: nobody leaves it
         return self._duel(window_victim, main_victim)
 
     def to_state(self) -> dict[str, Any]:
@@ -111,6 +127,7 @@ class WTinyLFU(EvictionPolicy):
             "policy": self.name,
             "version": STATE_VERSION,
             "sketch": self.sketch.to_state(),
+            "window": self.window_cap,
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -121,6 +138,10 @@ class WTinyLFU(EvictionPolicy):
         sketch_state = state.get("sketch")
         if isinstance(sketch_state, dict) and self.sketch.load_state(sketch_state):
             self._freqs.clear()
+        window = state.get("window")
+        if self.tuner is not None and isinstance(window, int):
+            self.tuner.window = max(self.tuner.min_window, min(window, self.tuner.max_window))
+            self._resize(self.tuner.window)
 
     # -- decisions ----------------------------------------------------------
 
@@ -155,6 +176,19 @@ class WTinyLFU(EvictionPolicy):
         return min((window_victim, main_victim), key=lambda k: self._last[k])
 
     # -- bookkeeping --------------------------------------------------------
+
+    def _resize(self, window: int) -> None:
+        # A smaller window hands its oldest to probation now; a larger one fills
+        # up as main victims go while the window has room.
+        self.window_cap = window
+        self.protected_cap = max(0, round((self.capacity - window) * self.protected_fraction))
+        self._shrink_window()
+        self._demote_overflow()
+
+    def _shrink_window(self) -> None:
+        while len(self._window) > self.window_cap:
+            old, _ = self._window.popitem(last=False)
+            self._probation[old] = None
 
     def _demote_overflow(self) -> None:
         while len(self._protected) > self.protected_cap:
