@@ -4,6 +4,7 @@ a real runtime (Docker or local processes), plus the waits and checks the scenar
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +71,9 @@ class World:
         self.status_port = free_port()
         self.proc: ServerProcess | None = None
         self._writes = 0
+        self._busy: set[str] = set()
+        self._feeder: threading.Thread | None = None
+        self._stop_feeding = threading.Event()
         self.write_policy(policy)
 
     # -- the policy file -----------------------------------------------------------------
@@ -106,10 +110,23 @@ class World:
 
     # -- observations --------------------------------------------------------------------
 
-    def traffic(self, model: str, count: int = 2000) -> None:
-        """Requests counted for `model` this minute, as the router would flush them."""
-        queries.add_counts(self.engine, [CountDelta(model=model, minute=int(time.time() // 60),
-                                                    count=count)])
+    def traffic(self, model: str, per_flush: int = 50) -> None:
+        """Keep `model` busy: counts flushed every 0.5 s as the router would (~100 req/s),
+        so its rate stays high across minute boundaries until the world closes."""
+        self._busy.add(model)
+        self._flush(per_flush)
+        if self._feeder is None:
+            self._feeder = threading.Thread(target=self._feed, args=(per_flush,), daemon=True)
+            self._feeder.start()
+
+    def _flush(self, count: int) -> None:
+        minute = int(time.time() // 60)
+        queries.add_counts(self.engine, [CountDelta(model=m, minute=minute, count=count)
+                                         for m in sorted(self._busy)])
+
+    def _feed(self, count: int) -> None:
+        while not self._stop_feeding.wait(0.5):
+            self._flush(count)
 
     def instances(self, model: str | None = None) -> list[Instance]:
         return [i for i in self.runtime.list_instances() if model is None or i.model == model]
@@ -134,6 +151,9 @@ class World:
         return self.proc.log_tail(60) if self.proc else "(orchestrator not running)"
 
     def close(self) -> None:
+        self._stop_feeding.set()
+        if self._feeder is not None:
+            self._feeder.join(timeout=5)
         self.stop_orchestrator()
         for inst in self.runtime.list_instances():
             self.runtime.stop(inst, timeout=5)
