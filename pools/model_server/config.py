@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from tierserve.errors import InvalidArgument
 
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from tensorflow_serving.config.model_server_config_pb2 import ModelConfig, ModelServerConfig
 
 
-def _pb():  # type: ignore[no-untyped-def]
+def _pb() -> Any:
     # The protos import TensorFlow's protos (seconds): only when a config is built.
     from tensorflow_serving.config import model_server_config_pb2
 

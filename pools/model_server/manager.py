@@ -111,15 +111,15 @@ class ModelManager:
             removed = [e for name, e in current.items() if name not in wanted]
             fresh: dict[str, ModelEntry] = {}   # new names: visible (LOADING) at once
             swaps: dict[str, ModelEntry] = {}   # new base path: old one serves meanwhile
-            touched: list[ModelEntry] = []
+            retuned: list[tuple[ModelEntry, Any]] = []  # same base path, new policy/labels
             for name, model in wanted.items():
                 old = current.get(name)
                 if old is not None and configs.same_model(old.config, model):
                     continue
                 if old is not None and configs.same_source(old.config, model):
-                    old.update_config(model)
-                    touched.append(old)
+                    retuned.append((old, model))
                     continue
+                # May raise (a bad s3:// URI): before anything has changed.
                 entry = self._new_entry(model)
                 (swaps if old is not None else fresh)[name] = entry
             for entry in removed:
@@ -128,6 +128,9 @@ class ModelManager:
                 for entry in removed:
                     self._models.pop(entry.name, None)
                 self._models.update(fresh)
+            for entry, model in retuned:
+                entry.update_config(model)
+            touched = [entry for entry, _ in retuned]
             pending = [*fresh.values(), *swaps.values(), *touched]
             for future in [self._pool.submit(e.sync) for e in pending]:
                 future.result()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -15,14 +16,14 @@ class VersionPolicy:
     versions: frozenset[int] = field(default_factory=frozenset)
 
     @classmethod
-    def from_proto(cls, proto: object) -> VersionPolicy:
-        choice = proto.WhichOneof("policy_choice")  # type: ignore[attr-defined]
+    def from_proto(cls, proto: Any) -> VersionPolicy:
+        """From a FileSystemStoragePathSourceConfig.ServableVersionPolicy (unset: latest 1)."""
+        choice = proto.WhichOneof("policy_choice")
         if choice == "all":
             return cls(kind="all")
         if choice == "specific":
-            return cls(kind="specific",
-                       versions=frozenset(proto.specific.versions))  # type: ignore[attr-defined]
-        num = proto.latest.num_versions if choice == "latest" else 1  # type: ignore[attr-defined]
+            return cls(kind="specific", versions=frozenset(proto.specific.versions))
+        num = proto.latest.num_versions if choice == "latest" else 1
         return cls(kind="latest", num_versions=num or 1)
 
     def select(self, on_disk: Iterable[int]) -> set[int]:
