@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
+import pytest
+
 from pools import toy_models
-from tests.model_server.helpers import start_model_server, wait_for
+from tests.model_server.helpers import reload_request, start_model_server, wait_for
 from tierserve import testing
 
 
@@ -30,5 +33,15 @@ def test_s3_base_path_is_served_and_polled(moto_s3: str, s3_bucket: str, log_dir
         assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [8.0]}
         # The unloaded version's download is gone from the local cache.
         assert [p.name for p in cache.glob("*/*") if not p.name.startswith(".")] == ["2"]
+
+        # A reload naming a prefix with no model: that model fails, s1 keeps serving.
+        models = {"s1": f"s3://{s3_bucket}/models/s1", "absent": f"s3://{s3_bucket}/models/no"}
+        with pytest.raises(grpc.RpcError) as caught:
+            server.model_stub().HandleReloadConfigRequest(reload_request(models), 120)
+        assert caught.value.code() == grpc.StatusCode.UNKNOWN
+        assert "absent" in caught.value.details() and "s1" not in caught.value.details()
+        (absent,) = server.status("absent").json()["model_version_status"]
+        assert absent["state"] == "END" and absent["status"]["error_code"] != "OK"
+        assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [8.0]}
     finally:
         assert server.stop() == 0
