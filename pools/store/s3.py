@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
@@ -21,6 +22,8 @@ T = TypeVar("T")
 CONNECT_TIMEOUT_S = 2.0
 READ_TIMEOUT_S = 20.0
 MAX_ATTEMPTS = 2
+CHUNK_BYTES = 1024 * 1024
+PARALLEL_FILES = 8
 
 _NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
 _UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "Throttling",
@@ -147,13 +150,34 @@ class S3Store(ModelStore):
 
     def _fetch_folder(self, model: str, folder: str, dest: Path) -> None:
         root = dest.resolve()
+        jobs: list[tuple[str, Path]] = []
         for rel, key, _ in self._objects(model, folder):
             target = root.joinpath(*rel.parts)
             if not target.resolve().is_relative_to(root):
                 raise InvalidArgument(f"object key {key!r} leads outside {dest}")
             target.parent.mkdir(parents=True, exist_ok=True)
-            self._download_file(key, target)
+            jobs.append((key, target))
+        # A SavedModel is a handful of files: fetch them side by side, since each GET costs
+        # a round trip. Leaving the pool waits for every started GET, so none writes into
+        # the temporary folder after the caller has removed it.
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_FILES, max(1, len(jobs)))) as pool:
+            futures = [pool.submit(self._download_file, key, target) for key, target in jobs]
+            done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+            for future in pending:
+                future.cancel()
+            for future in done:
+                future.result()  # raises the first failure
 
     def _download_file(self, key: str, target: Path) -> None:
-        self._call(f"downloading s3://{self.bucket}/{key}",
-                   lambda: self.client.download_file(self.bucket, key, str(target)))
+        # One GET streamed to disk: model files are small to medium, and download_file's
+        # transfer manager (a thread pool per call) costs more than it saves for them.
+        def fetch() -> None:
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            try:
+                with open(target, "wb") as out:
+                    for chunk in body.iter_chunks(CHUNK_BYTES):
+                        out.write(chunk)
+            finally:
+                body.close()
+
+        self._call(f"downloading s3://{self.bucket}/{key}", fetch)

@@ -74,19 +74,22 @@ def test_failure_midway_leaves_nothing(s3_store: S3Store, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     from botocore.exceptions import EndpointConnectionError
 
-    done: list[str] = []
-    real = s3_store.client.download_file
+    lock = threading.Lock()
+    calls: list[str] = []
+    real = s3_store.client.get_object
 
-    def flaky(bucket: str, key: str, filename: str) -> None:
-        if len(done) == 2:
+    def flaky(**kwargs: str) -> object:
+        with lock:
+            calls.append(kwargs["Key"])
+            fail = len(calls) == 3
+        if fail:
             raise EndpointConnectionError(endpoint_url="http://lost")
-        real(bucket, key, filename)
-        done.append(key)
+        return real(**kwargs)
 
-    monkeypatch.setattr(s3_store.client, "download_file", flaky)
+    monkeypatch.setattr(s3_store.client, "get_object", flaky)
     with pytest.raises(Unavailable):
         s3_store.download("m1", 1, tmp_path)
-    assert len(done) == 2
+    assert len(calls) >= 3  # it really failed in the middle, with files already written
     assert os.listdir(tmp_path) == []
 
 
