@@ -57,7 +57,11 @@ def _initial_config(args: argparse.Namespace) -> Any:
 
     if args.model_config_file:
         return config.read_file(args.model_config_file)
-    return config.from_flags(args.model_name, args.model_base_path)
+    base_path = args.model_base_path
+    if base_path and not config.is_absolute(base_path):
+        # TF Serving insists on absolute paths; on the command line we resolve them instead.
+        base_path = str(Path(base_path).resolve())
+    return config.from_flags(args.model_name, base_path)
 
 
 def run(args: argparse.Namespace) -> int:

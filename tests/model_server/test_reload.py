@@ -31,7 +31,8 @@ def store(tmp_path_factory: pytest.TempPathFactory, toy_template: Path) -> Path:
 
 
 def reload(server: ModelServer, models: dict[str, str]) -> None:
-    server.model_stub().HandleReloadConfigRequest(reload_request(models), 120)
+    response = server.model_stub().HandleReloadConfigRequest(reload_request(models), 120)
+    assert response.status.error_code == 0 and not response.status.error_message
 
 
 def status_states(server: ModelServer, name: str) -> list[tuple[int, int]]:
