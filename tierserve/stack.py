@@ -50,9 +50,8 @@ def pool_flags(policy: Policy) -> list[str]:
         # The pool bounds loaded bytes by the disk bound unless told otherwise.
         flags += ["--disk-bytes", str(int(policy.cold.max_bytes)),
                   "--memory-bytes", str(int(policy.cold.max_bytes))]
-    eviction = getattr(policy.cold, "eviction", None)
-    if eviction:
-        flags += ["--eviction-policy", str(eviction)]
+    if policy.cold.eviction:
+        flags += ["--eviction-policy", policy.cold.eviction]
     return flags
 
 
