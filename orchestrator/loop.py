@@ -347,18 +347,22 @@ class Orchestrator:
             stop.wait(min(interval, fast_interval) if self.busy() else interval)
 
     def status(self) -> dict[str, Any]:
+        # Served from another thread while a pass runs: work on copies (atomic under the GIL).
+        draining, ready = dict(self.book.draining), set(self.book.ready)
+        backoff = dict(self.book.backoff)
         instances = []
         try:
             for inst in self.runtime.list_instances():
-                state = ("draining" if inst.id in self.book.draining else
-                         "serving" if inst.id in self.book.ready else
+                state = ("draining" if inst.id in draining else
+                         "serving" if inst.id in ready else
                          "starting" if inst.running else "dead")
                 instances.append({**vars(inst), "state": state})
         except TierserveError as exc:
             instances.append({"error": exc.message})
         return {"runtime": self.runtime.name, "policy": self.watcher.status(),
                 "instances": instances, "last_pass": self.last_pass,
-                "backoff": {m: vars(b) for m, b in self.book.backoff.items()}}
+                "backoff": {m: {"failures": b.failures, "next_at": b.next_at}
+                            for m, b in backoff.items()}}
 
     def close(self) -> None:
         self.http.close()
