@@ -29,6 +29,7 @@ from orchestrator.status import Metrics
 from policies.decide import Action, HotModel, Rates, decide
 from policies.schema import Policy
 from policies.watch import PolicyWatcher
+from pools.names import is_valid_model_name
 from tierserve.errors import TierserveError
 
 log = logging.getLogger(__name__)
@@ -202,12 +203,15 @@ class Orchestrator:
         return stopped
 
     def _drop_duplicates(self, live: list[Instance], policy: Policy) -> list[Instance]:
-        """Keep one instance per model (running, current settings, oldest); stop the others."""
+        """Keep one instance per model (running, current settings, oldest); stop the others
+        and any without a model label."""
         spec_hash = policy.container_hash()
         chosen: dict[str, Instance] = {}
         for inst in sorted(live, key=lambda i: (not i.running, i.policy_hash != spec_hash,
                                                 i.hot_since, i.id)):
-            if inst.model in chosen:
+            if not is_valid_model_name(inst.model):
+                self._stop(inst, "remove_unknown", "instance without a valid model label")
+            elif inst.model in chosen:
                 self._stop(inst, "remove_duplicate",
                            f"{inst.model} already has {chosen[inst.model].id[:12]}")
             else:

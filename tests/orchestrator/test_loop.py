@@ -179,6 +179,7 @@ def test_duplicates_and_stale_routes_are_cleaned(h: Harness) -> None:
     dup = replace(a, id="zz", endpoint="http://127.0.0.1:1", hot_since=a.hot_since + 5)
     h.runtime.instances[dup.id] = dup
     queries.set_placement(h.engine, "ghost", "hot", "http://127.0.0.1:2")
+    h.runtime.instances["nolabel"] = replace(a, id="nolabel", model="", endpoint=None)
     h.step()
     assert [i.id for i in h.runtime.list_instances()] == [a.id]
     assert h.hot_routes() == {"a": a.endpoint}
