@@ -11,18 +11,21 @@ from typing import Any, TypeVar
 import grpc
 import tensorflow as tf
 from tensorflow_serving.apis import (
+    classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    regression_pb2,
 )
 
+from pools.model_server import examples
 from pools.model_server.manager import ModelManager
 from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
-from tierserve.errors import InvalidArgument, TierserveError, Unimplemented
+from tierserve.errors import InvalidArgument, TierserveError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -125,10 +128,45 @@ class PredictionServicer(_Base, prediction_service_pb2_grpc.PredictionServiceSer
         return response
 
     def Classify(self, request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Classify is not implemented")
+        return self._call(context, "classify", request.model_spec.name,
+                          lambda: self._classify(request),
+                          classification_pb2.ClassificationResponse())
+
+    def _classify(self, request: Any) -> Any:
+        version, outputs, count = self._run_examples(request, examples.CLASSIFY)
+        response = classification_pb2.ClassificationResponse()
+        self._fill_spec(response, request, version)
+        for row in examples.classifications(outputs, count):
+            item = response.result.classifications.add()
+            for label, score in row:
+                item.classes.add(label=label, score=score)
+        return response
 
     def Regress(self, request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "Regress is not implemented")
+        return self._call(context, "regress", request.model_spec.name,
+                          lambda: self._regress(request), regression_pb2.RegressionResponse())
+
+    def _regress(self, request: Any) -> Any:
+        version, outputs, count = self._run_examples(request, examples.REGRESS)
+        response = regression_pb2.RegressionResponse()
+        self._fill_spec(response, request, version)
+        for value in examples.regressions(outputs, count):
+            response.result.regressions.add(value=value)
+        return response
+
+    def _run_examples(self, request: Any, method: str) -> tuple[int, dict[str, Any], int]:
+        name, version, label = _spec(request)
+        version, servable = self.manager.resolve(name, version, label)
+        serialized = examples.serialize_input(request.input)
+        outputs = servable.run_examples(request.model_spec.signature_name, method, serialized)
+        return version, outputs, len(serialized)
+
+    @staticmethod
+    def _fill_spec(response: Any, request: Any, version: int) -> None:
+        response.model_spec.name = request.model_spec.name
+        response.model_spec.version.value = version
+        response.model_spec.signature_name = (request.model_spec.signature_name
+                                              or "serving_default")
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented")
@@ -183,5 +221,3 @@ def make_server(manager: ModelManager, metrics: Metrics, host: str, port: int,
     server.start()
     return server, bound
 
-
-__all__ = ["Unimplemented", "make_server", "version_status_protos"]

@@ -13,11 +13,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
-from pools.model_server import signatures, tensors
+from pools.model_server import examples, signatures, tensors
 from pools.model_server.manager import ModelManager
 from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
-from tierserve.errors import InvalidArgument, NotFound, TierserveError, Unimplemented
+from tierserve.errors import InvalidArgument, TierserveError
 from tierserve.http_errors import error_response, install_error_handlers
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -80,8 +80,8 @@ class RestApi:
                 return _json(status_json(self._status(name, version, label)))
             if request.method == "POST" and method == "predict":
                 return await self._predict(name, version, label, await request.body())
-            if request.method == "POST" and method in ("classify", "regress"):
-                raise Unimplemented(f"{method} is not implemented by this model server")
+            if request.method == "POST" and method in (examples.CLASSIFY, examples.REGRESS):
+                return await self._examples(name, version, label, method, await request.body())
             raise InvalidArgument(f"Malformed request: {request.method} {request.url.path}")
         except TierserveError as exc:
             code = exc.code_name
@@ -119,4 +119,20 @@ class RestApi:
         return Response(content, media_type="application/json")
 
 
-__all__ = ["METRICS_PATH", "NotFound", "RestApi", "status_json"]
+    async def _examples(self, name: str, version: int | None, label: str | None, method: str,
+                        body: bytes) -> Response:
+        signature, rows, context = examples.parse_request(tensors.parse_body(body))
+        _, servable = self.manager.resolve(name, version, label)
+
+        def work() -> bytes:
+            serialized = examples.serialize_json(rows, context)
+            outputs = servable.run_examples(signature, method, serialized)
+            if method == examples.REGRESS:
+                return tensors.dumps({"results": examples.regressions(outputs, len(rows))})
+            results = examples.classifications(outputs, len(rows))
+            return tensors.dumps({"results": [[list(pair) for pair in row] for row in results]})
+
+        loop = asyncio.get_running_loop()
+        return Response(await loop.run_in_executor(self.executor, work),
+                        media_type="application/json")
+

@@ -81,6 +81,28 @@ class Servable:
         return outputs
 
 
+    def method_name(self, signature_name: str) -> str:
+        key = signature_name or DEFAULT_SIGNATURE
+        self.signature(key)
+        return str(self.signature_defs.signature_def[key].method_name)
+
+    def run_examples(self, signature_name: str, method: str,
+                     serialized: list[bytes]) -> dict[str, np.ndarray]:
+        """Run a classify or regress signature on serialized tf.Examples."""
+        from pools.model_server.examples import METHOD_NAMES
+
+        key = signature_name or DEFAULT_SIGNATURE
+        specs = self.signature(key)
+        wanted = METHOD_NAMES[method]
+        if self.method_name(key) != wanted:
+            raise InvalidArgument(f"Expected {method} signature method_name to be {wanted}. "
+                                  f"Was: {self.method_name(key)}")
+        if len(specs) != 1:
+            raise InvalidArgument(f"Expected one input Tensor in signature {key}")
+        name = next(iter(specs))
+        return self.predict(key, {name: np.array(serialized, dtype=object)})
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

@@ -88,8 +88,9 @@ def test_metadata_matches_tf_servings_shape(served: ModelServer) -> None:
     ("/v1/models/m1:predict", {"instances": ["text"]}, 400, "expected type"),
     ("/v1/models/m1:predict", {"instances": [[1, 2], [3]]}, 400, "shape"),
     ("/v1/models/m1:predict", {"nothing": 1}, 400, "instances"),
-    ("/v1/models/m1:classify", {"examples": []}, 501, "classify"),
-    ("/v1/models/m1:regress", {"examples": []}, 501, "regress"),
+    ("/v1/models/m1:regress", {"examples": []}, 400, "examples"),
+    ("/v1/models/m1:regress", {"examples": [{"x": 1.0}]}, 400, "method_name"),
+    ("/v1/models/m1:explain", {"instances": [1]}, 400, "Malformed"),
 ])
 def test_errors_have_tf_servings_body_and_code(served: ModelServer, path: str, body: dict,
                                                status: int, words: str) -> None:
