@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import tempfile
@@ -113,6 +114,20 @@ async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], 
         return latencies, time.perf_counter() - started
 
 
+def group_cpu_seconds(pgid: int) -> float:
+    """User + system CPU of every process in a process group (nginx: master + worker)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:  # fields after the name: state ppid pgrp ...
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
@@ -123,6 +138,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per target and concurrency")
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tierserve-bench-router-"))
@@ -140,22 +156,44 @@ def main() -> None:
         print(f"model server {direct}, router {via_router}, nginx "
               f"{targets.get('nginx', 'not found')}; {args.requests} predicts per run")
         results: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+        cpu: dict[tuple[str, int], float] = {}
+        pgroups = {"router": router, **({"nginx": nginx[0]} if nginx is not None else {})}
+        per_round = max(1, args.requests // args.rounds)
         for concurrency in levels:
-            for name, url in targets.items():
+            for url in targets.values():
                 asyncio.run(load(url, args.warmup, concurrency))
-                lat, wall = asyncio.run(load(url, args.requests, concurrency))
+            lats: dict[str, list[float]] = {name: [] for name in targets}
+            walls = dict.fromkeys(targets, 0.0)
+            # Interleaved rounds: a burst of load from elsewhere on the machine hits
+            # every target alike instead of skewing whichever ran at that moment.
+            for _ in range(args.rounds):
+                for name, url in targets.items():
+                    cpu_before = {n: group_cpu_seconds(p.pid) for n, p in pgroups.items()}
+                    lat, wall = asyncio.run(load(url, per_round, concurrency))
+                    lats[name] += lat
+                    walls[name] += wall
+                    # CPU the proxy itself spent: unlike latency, barely moved by other
+                    # load on the machine.
+                    if name in pgroups:
+                        cpu[name, concurrency] = cpu.get((name, concurrency), 0.0) + (
+                            group_cpu_seconds(pgroups[name].pid) - cpu_before[name])
+            for name, lat in lats.items():
                 results[name, concurrency] = (pct(lat, 50) * 1000, pct(lat, 99) * 1000,
-                                              len(lat) / wall, statistics.fmean(lat) * 1000)
+                                              len(lat) / walls[name],
+                                              statistics.fmean(lat) * 1000)
         print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-              f"{'req/s':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7}")
+              f"{'req/s':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
         for concurrency in levels:
             base = results["direct", concurrency]
             for name in targets:
                 p50, p99, rps, mean = results[name, concurrency]
                 extra = ("" if name == "direct" else
-                         f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}")
+                         f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}"
+                         f" {cpu[name, concurrency] * 1000 / (per_round * args.rounds):10.3f}")
                 print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {mean:8.2f} "
                       f"{rps:8.0f}{extra}")
+        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; latency "
+              "figures on a shared machine are noisy, cpu ms/req is the proxy's own cost)")
     finally:
         for proc in reversed(procs):
             proc.stop()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+from typing import Any
 
-from router.config import RouterConfig
+from router.config import ENV_PREFIX, RouterConfig
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request body (default 10 MiB)")
     parser.add_argument("--connect-timeout", dest="connect_timeout", type=float)
     parser.add_argument("--request-timeout", dest="request_timeout", type=float)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="router processes sharing the port (each flushes its own counts "
+                             "and serves its own /metrics)")
     parser.add_argument("--log-level", default="warning")
 
 
@@ -38,7 +43,15 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = {name: getattr(args, name, None) for name in RouterConfig.model_fields}
     config = RouterConfig.load(overrides)
-    app = create_app(config)
-    uvicorn.run(app, host=config.host, port=config.port, log_level=args.log_level,
-                access_log=False, timeout_graceful_shutdown=10)
+    common: dict[str, Any] = {"host": config.host, "port": config.port,
+                              "log_level": args.log_level, "access_log": False,
+                              "timeout_graceful_shutdown": 10}
+    if args.workers > 1:
+        # Worker processes rebuild the settings from the environment.
+        for name, value in config.model_dump().items():
+            if value is not None:
+                os.environ[ENV_PREFIX + name.upper()] = str(value)
+        uvicorn.run("router.app:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        uvicorn.run(create_app(config), **common)
     return 0
