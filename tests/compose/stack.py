@@ -38,6 +38,46 @@ def build_image(tag: str) -> None:
                    capture_output=True, text=True)
 
 
+PREFIX = "tstest"
+
+
+def _docker_lines(*args: str) -> list[str]:
+    result = subprocess.run(["docker", *args], capture_output=True, text=True)
+    return result.stdout.split() if result.returncode == 0 else []
+
+
+def remove_stale_stacks() -> list[str]:
+    """Remove what test runs that died left behind: stacks named after a pid no longer alive."""
+    removed = []
+    projects = set(_docker_lines("ps", "-a", "--format",
+                                 '{{.Label "com.docker.compose.project"}}'))
+    for project in sorted(p for p in projects if p.startswith(PREFIX)):
+        pid = project.removeprefix(PREFIX)
+        if pid.isdigit() and not _alive(int(pid)):
+            containers = [
+                *_docker_lines("ps", "-aq", "--filter", f"label=tierserve.scope={project}"),
+                *_docker_lines("ps", "-aq", "--filter",
+                               f"label=com.docker.compose.project={project}")]
+            subprocess.run(["docker", "rm", "-f", "-v", *containers], capture_output=True)
+            volumes = _docker_lines("volume", "ls", "-q", "--filter",
+                                    f"label=com.docker.compose.project={project}")
+            if volumes:
+                subprocess.run(["docker", "volume", "rm", *volumes], capture_output=True)
+            subprocess.run(["docker", "network", "rm", f"{project}-net"], capture_output=True)
+            removed.append(project)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class Stack:
     def __init__(self, name: str, image: str, policy_dir: Path, log_dir: Path) -> None:
         self.name = name

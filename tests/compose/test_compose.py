@@ -61,7 +61,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory, log_dir: Path,
         pytest.fail(f"compose/build-images.sh failed:\n{exc.stdout}\n{exc.stderr}")
     tmp = tmp_path_factory.mktemp("compose")
     (tmp / "policy").mkdir()
-    stack = st.Stack(f"tstest{os.getpid()}", IMAGE, tmp / "policy", log_dir)
+    st.remove_stale_stacks()
+    stack = st.Stack(f"{st.PREFIX}{os.getpid()}", IMAGE, tmp / "policy", log_dir)
     write_policy(stack, [HOT])
     try:
         stack.up("minio-init")  # the store and its bucket first, then the models into it
