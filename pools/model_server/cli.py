@@ -50,6 +50,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where s3:// versions are downloaded (default: a temporary folder)")
     add("--shutdown_grace_seconds", type=float, default=20.0,
         help="on SIGTERM, how long in-flight requests may take to finish")
+    ignored = parser.add_argument_group(
+        "accepted as tensorflow_model_server does, ignored (metrics are always on)")
+    for flag in _IGNORED_FLAGS:
+        ignored.add_argument(f"--{flag}", nargs="?", const="true", default=None,
+                             help=argparse.SUPPRESS)
+
+
+# Flags deployments pass to tensorflow_model_server: taken, so one command line fits both.
+_IGNORED_FLAGS = ("monitoring_config_file", "enable_batching", "batching_parameters_file",
+                  "rest_api_timeout_in_ms", "enable_model_warmup", "platform_config_file",
+                  "allow_version_labels_for_unavailable_models", "grpc_channel_arguments",
+                  "per_process_gpu_memory_fraction", "saved_model_tags")
 
 
 def _initial_config(args: argparse.Namespace) -> Any:

@@ -1,0 +1,47 @@
+"""tensorflow_model_server's command line, as `tierserve model-server` parses it."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pytest
+
+from pools.model_server import cli
+from pools.model_server import config as configs
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    cli.add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_tf_serving_flag_syntax_and_ignored_flags() -> None:
+    args = parse("--port=8500", "--rest_api_port=8501", "--model_name=m",
+                 "--model_base_path=/models/m", "--enable_batching",
+                 "--monitoring_config_file=/etc/monitoring.config",
+                 "--file_system_poll_wait_seconds=0")
+    assert (args.port, args.rest_api_port, args.host) == (8500, 8501, "127.0.0.1")
+    assert args.file_system_poll_wait_seconds == 0.0
+    (model,) = configs.validate(cli._initial_config(args))
+    assert (model.name, model.base_path) == ("m", "/models/m")
+
+
+def test_no_model_flags_mean_an_empty_server() -> None:
+    assert configs.validate(cli._initial_config(parse())) == []
+
+
+def test_relative_base_path_is_made_absolute(tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (model,) = configs.validate(cli._initial_config(parse("--model_base_path", "models/m")))
+    assert model.base_path == str(tmp_path / "models" / "m")
+    assert model.name == "default"  # TF Serving's default name
+
+
+def test_config_file_wins(tmp_path: Path) -> None:
+    path = tmp_path / "models.config"
+    path.write_text('model_config_list { config { name: "a" base_path: "s3://b/a" } }')
+    args = parse("--model_config_file", str(path), "--model_base_path", "/ignored")
+    assert [m.name for m in configs.validate(cli._initial_config(args))] == ["a"]
