@@ -127,3 +127,18 @@ def test_prometheus_metrics_count_requests_and_loads(served: ModelServer) -> Non
     assert metric(served, "tierserve_model_server_loaded_models") >= 4
     assert metric(served, "tierserve_model_server_model_load_seconds_count") >= 5
     assert metric(served, "tierserve_model_server_model_loads_total", 'outcome="error"') >= 2
+
+
+async def test_concurrent_clients_each_get_their_own_answer(served: ModelServer) -> None:
+    import asyncio
+
+    async with httpx.AsyncClient(base_url=served.rest, timeout=60) as client:
+        async def one(i: int) -> tuple[int, object]:
+            response = await client.post("/v1/models/m2:predict",
+                                         json={"instances": [float(i), float(i) / 2]})
+            return response.status_code, response.json()
+
+        results = await asyncio.gather(*(one(i) for i in range(200)))
+    for i, (status, body) in enumerate(results):
+        assert status == 200
+        assert body == {"predictions": toy_models.expected(4.0, 1.0, [i, i / 2])}
