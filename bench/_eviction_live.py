@@ -79,7 +79,8 @@ def drive(store: Path, work: Path, trace: Trace, policy: str, slots: int, n_mode
 def run(
     policies: list[str], n_requests: int, n_models: int, slots: int, trace_names: list[str]
 ) -> None:
-    traces = [t for t in standard(n_requests, n_models) if t.name in trace_names]
+    # "shifting-1" names "shifting-1/<phase>", whatever the phase for this length
+    traces = [t for t in standard(n_requests, n_models) if t.name.split("/")[0] in trace_names]
     work = Path(tempfile.mkdtemp(prefix="tierserve-eviction-live-"))
     try:
         store = testing.make_local_store(

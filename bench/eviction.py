@@ -3,7 +3,7 @@
     .venv/bin/python bench/eviction.py                 # 50,000 requests per trace, ~1 min
     .venv/bin/python bench/eviction.py --requests 5000 # quick look
     tierserve bench eviction --live                     # also drive a real `tierserve pool`
-                                                        # (shortened traces, ~10-15 min)
+                                                        # (shortened traces, ~5 min)
 
 The simulator (pools.eviction.simulate) calls each policy exactly as the cold
 pool does; Belady's oracle (which knows the future) gives the limit. Miss cost is
@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-requests", type=int, default=300, help="requests per live trace")
     parser.add_argument("--live-models", type=int, default=30)
     parser.add_argument("--live-slots", type=int, default=4, help="the pool's memory_models")
-    parser.add_argument("--live-traces", default="zipf-1,scan-1")
+    parser.add_argument("--live-traces", default="zipf-1,shifting-1,scan-1")
     parser.add_argument("--live-policies", default="lru,tinylfu")
     args = parser.parse_args(argv)
     policies = [p for p in args.policies.split(",") if p]
