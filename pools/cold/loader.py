@@ -121,6 +121,9 @@ class Loader:
             self.changes.notify()
 
     async def _size(self, key: Key) -> int:
+        """Bytes to reserve before downloading; with count bounds only, no store call."""
+        if self.config.memory_bytes is None and self.config.disk_bytes is None:
+            return 0  # the true size is measured once the files are on disk
         return await asyncio.to_thread(self.store.version_size, *key)
 
     async def _download(self, key: Key, size: int) -> None:

@@ -19,8 +19,10 @@ Reload = Callable[[dict[str, tuple[str, list[int]]]], Awaitable[None]]
 
 
 class ConfigSender:
-    def __init__(self, reload: Reload, base_path: Callable[[str], str]) -> None:
+    def __init__(self, reload: Reload, base_path: Callable[[str], str],
+                 coalesce_s: float = 0.005) -> None:
         self._reload = reload
+        self._coalesce_s = coalesce_s
         self._base_path = base_path
         self.desired: dict[str, set[int]] = {}
         self.calls = 0
@@ -58,6 +60,8 @@ class ConfigSender:
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
+            # A few ms lets misses that arrive together share one call.
+            await asyncio.sleep(self._coalesce_s)
             self._wake.clear()
             future, self._next = self._next, None
             if future is None:

@@ -167,8 +167,8 @@ def test_model_deleted_from_store_is_unloaded_and_removed(pool: Pool, s3: Any,
     assert (pool.cache_dir / "doomed" / "1").is_dir()
     delete_model(s3, module_bucket, "doomed")
     pool.poll()
-    wait_until(lambda: not pool.entry("doomed", 1)["loaded"]
-               and not pool.entry("doomed", 1)["on_disk"])
+    wait_until(lambda: pool.entry("doomed", 1)["memory_state"] == "absent"
+               and pool.entry("doomed", 1)["disk_state"] == "absent")
     assert not (pool.cache_dir / "doomed").exists()
     assert pool.predict("doomed", XS).status_code == 404
     assert pool.predict("doomed", XS, version=1).status_code == 404

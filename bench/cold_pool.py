@@ -1,0 +1,213 @@
+"""Cold pool benchmark: 1,000 tiny models in S3 (moto), a Zipf(s=1.0) request stream.
+
+Starts moto's S3 server, uploads the models, starts `tierserve pool` (with its
+own model server) at `--memory-models 50`, replays the trace with a few
+concurrent clients and prints: hit ratio, p50/p99 latency of hits and of
+misses, peak RSS of the pool and its model server, and the hit ratios of
+Belady's optimal eviction and of the pool's policy simulated offline on the
+same trace (the gap between the simulated and the live pool is what
+concurrency and in-flight pinning cost).
+
+    tierserve bench cold_pool [--requests 20000] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import statistics
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pools import toy_models
+from pools.eviction import DEFAULT_POLICY, make_policy
+from pools.eviction.belady import BeladyOracle
+from pools.eviction.simulate import simulate
+from pools.eviction.traces import model_names, zipf
+from tierserve import testing
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+XS = [1.0, 2.0]
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=1000)
+    p.add_argument("--requests", type=int, default=20_000)
+    p.add_argument("--zipf-s", type=float, default=1.0)
+    p.add_argument("--memory-models", type=int, default=50)
+    p.add_argument("--disk-models", type=int, default=200)
+    p.add_argument("--concurrency", type=int, default=16, help="clients replaying the trace")
+    p.add_argument("--max-parallel-loads", type=int, default=16)
+    p.add_argument("--policy", default=DEFAULT_POLICY)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--workdir", type=Path, default=None, help="keep logs and cache here")
+    return p.parse_args()
+
+
+def a_of(name: str) -> float:
+    return float(int(name[1:]) % 97 + 1)  # each model answers differently: y = a*x
+
+
+def upload_models(names: list[str], endpoint: str, bucket: str, work: Path) -> None:
+    client = testing.s3_client(endpoint)
+    client.create_bucket(Bucket=bucket)
+    toy_models.template_dir()  # build once, before the threads copy it
+
+    def one(name: str) -> None:
+        folder = toy_models.write_version(work / "upload" / name, a_of(name))
+        # saved_model.pb last: a listing never shows a version that cannot load
+        files = sorted((p for p in folder.rglob("*") if p.is_file()),
+                       key=lambda p: (p.name == "saved_model.pb", str(p)))
+        for path in files:
+            client.upload_file(str(path), bucket,
+                               f"models/{name}/1/{path.relative_to(folder).as_posix()}")
+        shutil.rmtree(folder)
+
+    with ThreadPoolExecutor(8) as workers:  # boto3 keeps 10 connections
+        list(workers.map(one, names))
+
+
+def peak_rss_mb(pid: int) -> dict[str, float]:
+    """VmHWM (peak resident set) of a process and its children, in MB."""
+    out: dict[str, float] = {}
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        pass
+    for p in pids:
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        role = "model-server" if b"model-server" in cmd else "pool"
+        for line in status.splitlines():
+            if line.startswith("VmHWM:"):
+                out[role] = int(line.split()[1]) / 1024
+    return out
+
+
+async def replay(url: str, trace: list[str], concurrency: int) -> list[tuple[str, int, float]]:
+    """(cache: hit/miss/error, status, seconds) per request, in trace order."""
+    results: list[tuple[str, int, float]] = [("error", 0, 0.0)] * len(trace)
+    position = 0
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        async def worker() -> None:
+            nonlocal position
+            while position < len(trace):
+                i, position = position, position + 1
+                name = trace[i]
+                started = time.perf_counter()
+                r = await client.post(f"/v1/models/{name}:predict", json={"instances": XS})
+                seconds = time.perf_counter() - started
+                ok = r.status_code == 200 and r.json()["predictions"] == toy_models.expected(
+                    a_of(name), 0.0, XS)
+                results[i] = (r.headers.get("X-Tierserve-Cache", "error") if ok else "error",
+                              r.status_code, seconds)
+                if (i + 1) % 1000 == 0:
+                    print(f"  {i + 1} requests", flush=True)
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return results
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def offline(trace: list[str], slots: int, policy: str) -> dict[str, float]:
+    return {
+        "belady": simulate(BeladyOracle(trace), trace, slots).hit_ratio,
+        policy: simulate(make_policy(policy, slots), trace, slots).hit_ratio,
+        "lru": simulate(make_policy("lru", slots), trace, slots).hit_ratio,
+    }
+
+
+def _mean_ms(listing: dict[str, Any], field: str) -> float | None:
+    """The pool's own last-measured download or load time per model version, averaged."""
+    values = [m[field] for m in listing["models"] if m.get(field) is not None]
+    return round(statistics.fmean(values) * 1000, 1) if values else None
+
+
+def main() -> None:
+    args = parse_args()
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tierserve-bench-cold-"))
+    work.mkdir(parents=True, exist_ok=True)
+    trace = list(zipf(args.zipf_s, args.models, args.requests, args.seed).requests)
+    names = model_names(args.models)
+    print(f"trace: {len(trace)} requests over {len(set(trace))} of {args.models} models "
+          f"(Zipf s={args.zipf_s}), memory_models={args.memory_models}, policy={args.policy}")
+    sims = offline(trace, args.memory_models, args.policy)
+
+    moto, endpoint = testing.start_moto(work, free_port())
+    pool = None
+    try:
+        started = time.monotonic()
+        upload_models(names, endpoint, "bench", work)
+        print(f"uploaded {len(names)} models in {time.monotonic() - started:.0f} s")
+        port = free_port()
+        env = {**testing.S3_ENV, "AWS_ENDPOINT_URL": endpoint, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        pool = ServerProcess(
+            tierserve_command("pool", "--store", "s3://bench/models",
+                              "--cache-dir", str(work / "cache"), "--port", str(port),
+                              "--memory-models", str(args.memory_models),
+                              "--disk-models", str(args.disk_models),
+                              "--max-parallel-loads", str(args.max_parallel_loads),
+                              "--eviction-policy", args.policy, "--log-level", "warning"),
+            f"http://127.0.0.1:{port}/healthz", log_path=work / "pool.log", env=env)
+        pool.wait_ready(timeout=180)
+        url = f"http://127.0.0.1:{port}"
+        started = time.monotonic()
+        results = asyncio.run(replay(url, trace, args.concurrency))
+        elapsed = time.monotonic() - started
+        listing = httpx.get(f"{url}/admin/models", timeout=60).json()
+        rss = peak_rss_mb(pool.pid)
+    finally:
+        if pool is not None:
+            pool.stop()
+        moto.stop()
+
+    hits = [s for kind, _, s in results if kind == "hit"]
+    misses = [s for kind, _, s in results if kind == "miss"]
+    errors = [code for kind, code, _ in results if kind == "error"]
+    figures: dict[str, Any] = {
+        "requests": len(results), "seconds": round(elapsed, 1),
+        "throughput_rps": round(len(results) / elapsed, 1),
+        "hit_ratio": round(len(hits) / len(results), 4),
+        "errors": len(errors), "error_statuses": sorted(set(errors)),
+        "hit_p50_ms": round(pct(hits, 0.50) * 1000, 2),
+        "hit_p99_ms": round(pct(hits, 0.99) * 1000, 2),
+        "miss_p50_ms": round(pct(misses, 0.50) * 1000, 1),
+        "miss_p99_ms": round(pct(misses, 0.99) * 1000, 1),
+        "hit_mean_ms": round(statistics.fmean(hits) * 1000, 2) if hits else None,
+        "peak_rss_mb": {k: round(v) for k, v in rss.items()},
+        "offline_hit_ratio": {k: round(v, 4) for k, v in sims.items()},
+        "pool_mean_download_ms": _mean_ms(listing, "download_time_s"),
+        "pool_mean_load_ms": _mean_ms(listing, "load_time_s"),
+        "pool_totals": listing["totals"],
+        "concurrency": args.concurrency,
+    }
+    print(json.dumps(figures, indent=2))
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    random.seed(0)
+    main()
