@@ -14,15 +14,16 @@ __all__ = ["SAVED_MODEL_FILES", "LocalStore", "ModelStore", "S3Store", "open_sto
            "split_base_path", "version_folders"]
 
 
-def open_store(uri: str, *, endpoint_url: str | None = None,
-               region: str | None = None) -> ModelStore:
+def open_store(uri: str, *, endpoint_url: str | None = None, region: str | None = None,
+               access_key: str | None = None, secret_key: str | None = None) -> ModelStore:
     """The store at `uri`: `s3://bucket/prefix`, `file:///path` or a plain local path.
 
-    For S3, `endpoint_url` and `region` default to the standard AWS environment
-    variables (AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION).
+    For S3, what is not given comes from the standard AWS environment variables and
+    files (AWS_ENDPOINT_URL, AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, ...).
     """
     if uri.startswith("s3://"):
-        return S3Store(uri, endpoint_url=endpoint_url, region=region)
+        return S3Store(uri, endpoint_url=endpoint_url, region=region, access_key=access_key,
+                       secret_key=secret_key)
     if uri.startswith("file://"):
         parsed = urlparse(uri)
         if parsed.netloc not in ("", "localhost"):

@@ -40,8 +40,9 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, prefix.strip("/")
 
 
-def make_client(endpoint_url: str | None = None, region: str | None = None) -> Any:
-    """A boto3 S3 client; credentials come from the standard AWS chain (env vars, files)."""
+def make_client(endpoint_url: str | None = None, region: str | None = None,
+                access_key: str | None = None, secret_key: str | None = None) -> Any:
+    """A boto3 S3 client; credentials given, else the standard AWS chain (env vars, files)."""
     import boto3
     from botocore.config import Config
 
@@ -56,7 +57,8 @@ def make_client(endpoint_url: str | None = None, region: str | None = None) -> A
         # A custom endpoint (MinIO, moto) has no per-bucket DNS names.
         s3={"addressing_style": "path"} if endpoint_url else None)
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint_url, region_name=region, config=config)
+        "s3", endpoint_url=endpoint_url, region_name=region, config=config,
+        aws_access_key_id=access_key, aws_secret_access_key=secret_key)
 
 
 def convert_error(exc: Exception, what: str) -> Exception:
@@ -81,11 +83,12 @@ def convert_error(exc: Exception, what: str) -> Exception:
 
 
 class S3Store(ModelStore):
-    def __init__(self, uri: str, *, endpoint_url: str | None = None,
-                 region: str | None = None, client: Any = None) -> None:
+    def __init__(self, uri: str, *, endpoint_url: str | None = None, region: str | None = None,
+                 access_key: str | None = None, secret_key: str | None = None,
+                 client: Any = None) -> None:
         self.bucket, self.prefix = parse_s3_uri(uri)
         self.uri = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
-        self.client = client or make_client(endpoint_url, region)
+        self.client = client or make_client(endpoint_url, region, access_key, secret_key)
 
     def model_uri(self, model: str) -> str:
         return f"{self.uri}/{model}"

@@ -13,7 +13,7 @@ import pytest
 from pools.store import S3Store, open_store
 from pools.store.s3 import make_client
 from tierserve import testing
-from tierserve.errors import InvalidArgument, NotFound, Unavailable
+from tierserve.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from tierserve.procs import free_port
 
 
@@ -172,3 +172,17 @@ def test_client_fails_fast_by_default(silent_endpoint: str) -> None:
     config = make_client(silent_endpoint).meta.config
     assert config.connect_timeout <= 5 and config.read_timeout <= 30
     assert config.retries.get("total_max_attempts", config.retries.get("max_attempts")) <= 3
+
+
+def test_credentials_from_arguments_or_none(s3_store: S3Store, moto_s3: str, tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    given = open_store(s3_store.uri, endpoint_url=moto_s3, access_key="k", secret_key="s")
+    assert given.list_models() == s3_store.list_models()
+    with pytest.raises(FailedPrecondition, match="credentials"):
+        open_store(s3_store.uri, endpoint_url=moto_s3).list_models()
