@@ -11,6 +11,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy import Engine
+
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("tierserve.orchestrator")
@@ -52,6 +54,21 @@ def make_runtime(kind: str, state_dir: Path, scope: str) -> Runtime:
     return ProcessRuntime(state_dir / "processes", scope)
 
 
+def stop_instances(runtime: Runtime, engine: Engine) -> int:
+    """Route every instance of the scope cold, then stop it (the stack's clean shutdown)."""
+    from db import queries
+
+    for inst in runtime.list_instances():
+        queries.remove_placement(engine, inst.model)
+        runtime.stop(inst)
+        queries.record_event(engine, inst.model, "stop", "orchestrator --stop-instances",
+                             f"stopped {inst.id[:12]}")
+        print(f"stopped {inst.model} ({inst.id[:12]})")
+    runtime.close()
+    engine.dispose()
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -64,15 +81,9 @@ def run(args: argparse.Namespace) -> int:
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
     runtime = make_runtime(args.runtime, state_dir, args.scope)
-    if args.stop_instances:
-        for inst in runtime.list_instances():
-            runtime.stop(inst)
-            print(f"stopped {inst.model} ({inst.id[:12]})")
-        runtime.close()
-        return 0
-    if args.db_url.startswith("sqlite:///") and not args.db_url.startswith("sqlite:////"):
-        Path(args.db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     engine = make_engine(args.db_url)
+    if args.stop_instances:
+        return stop_instances(runtime, engine)
     metrics = Metrics()
     orch = Orchestrator(engine, PolicyWatcher(Path(args.policy)), runtime, metrics)
     stop = threading.Event()

@@ -67,11 +67,16 @@ def test_process_runtime_adopts_and_stops_via_state_files(tmp_path: Path,
         with pytest.raises(Exception, match="already has a server"):
             other.start(spec)
         assert ProcessRuntime(tmp_path / "processes", "s2").list_instances() == []
-        # The CLI stops every instance of the scope.
+        # The CLI routes every instance of the scope cold and stops it.
+        db_url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+        engine = make_engine(db_url)
+        queries.set_placement(engine, "alpha", "hot", inst.endpoint)
         result = run_cli("--runtime", "process", "--scope", "s1", "--state-dir",
-                         str(tmp_path), "--stop-instances")
+                         str(tmp_path), "--db-url", db_url, "--stop-instances")
         assert result.returncode == 0, result.stderr
         assert "stopped alpha" in result.stdout
+        assert queries.list_placements(engine) == []
+        assert queries.list_events(engine)[0].action == "stop"
         wait_for("process gone", lambda: not runtime.list_instances() or None, timeout=30)
     finally:
         for i in runtime.list_instances():
