@@ -88,8 +88,13 @@ class Stack:
         self.prometheus: str | None = None  # the Prometheus image, when one could be made
         self.ports = {key: free_port() for key in ("router", "pool", "s3", "console",
                                                    "orchestrator", "prometheus", "grafana")}
+        # Only the variables below reach the compose file: one left by another test
+        # (TIERSERVE_DB_URL, say) would otherwise configure the containers.
+        inherited = {k: v for k, v in os.environ.items()
+                     if not k.startswith(("TIERSERVE_", "MINIO_", "AWS_", "COMPOSE_"))
+                     and k not in ("PROMETHEUS_IMAGE", "GRAFANA_IMAGE")}
         self.env = {
-            **os.environ,
+            **inherited,
             "COMPOSE_PROJECT_NAME": name,
             "TIERSERVE_IMAGE": image,
             "TIERSERVE_NETWORK": self.network,
