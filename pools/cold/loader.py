@@ -28,7 +28,6 @@ from tierserve.errors import (
     ResourceExhausted,
     TierserveError,
     Unavailable,
-    from_code_name,
 )
 
 log = logging.getLogger(__name__)
@@ -164,10 +163,9 @@ class Loader:
         if isinstance(error, Unavailable):
             raise error
         message = status.error_message or (str(error) if error else f"state {status.state}")
-        code = status.error_code if status.error_code != "OK" else "INTERNAL"
-        failure = from_code_name(code, f"loading {model} version {version} failed: {message}")
-        if isinstance(failure, NotFound | Unavailable):
-            failure = Internal(failure.message)  # a model that does not load is not transient
+        code = status.error_code if status.error_code != "OK" else "UNKNOWN"
+        # 500 whatever the server's code: the request was fine, the model is not.
+        failure = Internal(f"loading {model} version {version} failed: {code}: {message}")
         self.metrics.failures.labels("load").inc()
         # The files may be what is broken: drop them so the next try downloads afresh.
         self.cache.abort_load(key)
