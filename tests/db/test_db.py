@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import multiprocessing
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,12 +15,20 @@ from db.engine import make_engine
 from tierserve.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return make_engine(f"sqlite:///{tmp_path / 'sub' / 't.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """The same queries against SQLite and (when installed) a real PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'sub' / 't.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db")
+    engine = make_engine(url)
+    yield engine
+    engine.dispose()
 
 
-def test_sqlite_pragmas_and_schema_version(engine: Engine) -> None:
+def test_sqlite_pragmas_and_schema_version(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'sub' / 't.db'}")
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10000
@@ -163,6 +173,29 @@ def test_several_processes_merge_into_one_row(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0][0] == 120
     assert sum(rows[0][1:]) == 120
     assert queries.routing_version(engine) == 4 * 30 * 2
+
+
+def test_concurrent_flushes_into_one_new_row(engine: Engine) -> None:
+    """Routers racing to insert the same minute row: one inserts, the others merge."""
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def flush() -> None:
+        try:
+            barrier.wait()
+            for _ in range(5):
+                queries.add_counts(engine, [_delta("race", 9, 2, 0.003)])
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=flush) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    [stats] = queries.model_stats(engine, 60, 9 * 60 + 30)
+    assert stats.count == 6 * 5 * 2
 
 
 def test_histogram_percentiles() -> None:
