@@ -1,12 +1,16 @@
 """W-TinyLFU: a small recency window in front of a frequency-guarded main area.
 
-A newly loaded model enters the window (about 1 % of the slots, at least one).
-When room is needed, the window's least recent model duels the main area's
-weakest one (probation's least recent, else protected's): the one with the
-lower estimated frequency goes, equal frequencies evict the less recent. A
-model hit while on probation moves to the protected segment (80 % of main).
-One-off models thus pass through the window and leave without pushing out
-models that are requested again and again, which plain LRU cannot do.
+A newly loaded model enters the window (at least 1 % of the slots, at least
+one). When room is needed, the window's least recent model duels the main
+area's weakest one (its least frequent by default; with main_victim="lru",
+probation's least recent, else protected's): the lower estimated frequency
+goes, equal frequencies evict the less recent. A model hit while on probation
+moves to the protected segment (80 % of main). One-off models thus pass through
+the window and leave without pushing out models that are requested again and
+again, which plain LRU cannot do. The window grows while a shadow LRU would do
+better (pools.eviction.adapt), so a fast-moving popular set is handled as LRU
+handles it. `choose_victim` changes nothing: the cold pool may ask several
+times before it evicts, or not evict at all.
 
 `tinylfu-cost` weighs each duelist by what its misses would cost: estimated
 frequency x load seconds (and per byte, with `per_byte=True`, for byte-bounded
