@@ -199,10 +199,44 @@ def to_json_value(name: str, array: np.ndarray) -> Any:
         as_b64 = name.endswith("_bytes")
         return _map_leaves(array.tolist(), lambda leaf: _string_out(leaf, as_b64))
     if array.dtype == np.float32 or array.dtype == np.float16:
-        # float32 -> float64 would add digits (0.1 -> 0.10000000149011612); TF Serving
-        # prints the shortest spelling, which str() of the float32 gives.
-        return array.astype(str).astype(np.float64).tolist()
+        return short_float32(array).tolist()
     return array.tolist()
+
+
+def short_float32(array: np.ndarray) -> np.ndarray:
+    """float32 values as the float64s of their short decimal spelling, for JSON.
+
+    float32 -> float64 alone would add digits (0.1 -> 0.10000000149011612); TF Serving
+    prints the float32's own short spelling. numpy's str() finds the shortest but
+    costs microseconds a value, so first try rounding to 7, 8, then 9 significant
+    digits (9 always round-trips), vectorized, keeping the first that gives the same
+    float32; str() only for magnitudes where powers of ten are inexact.
+    """
+    arr = np.asarray(array, np.float32)
+    flat = arr.ravel()
+    f64 = flat.astype(np.float64)
+    out = f64.copy()
+    todo = np.flatnonzero(np.isfinite(f64) & (f64 != 0))
+    with np.errstate(all="ignore"):
+        magnitude = np.floor(np.log10(np.abs(f64[todo]))).astype(np.int64)
+        for digits in (7, 8, 9):
+            if todo.size == 0:
+                break
+            exponent = digits - 1 - magnitude
+            exact = np.abs(exponent) <= 22  # 10**22 is the largest exact power of ten
+            index, e = todo[exact], exponent[exact]
+            scale = 10.0 ** np.abs(e)
+            x = f64[index]
+            candidate = np.where(e >= 0, np.round(x * scale) / scale,
+                                 np.round(x / scale) * scale)
+            ok = candidate.astype(np.float32) == flat[index]
+            out[index[ok]] = candidate[ok]
+            keep = np.ones(todo.size, bool)
+            keep[np.flatnonzero(exact)[ok]] = False
+            todo, magnitude = todo[keep], magnitude[keep]
+    if todo.size:
+        out[todo] = flat[todo].astype(str).astype(np.float64)
+    return out.reshape(arr.shape)
 
 
 def _string_out(leaf: Any, as_b64: bool) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -96,3 +97,18 @@ def test_bytes_outputs_are_b64_only_when_the_alias_ends_in_bytes() -> None:
 def test_nan_and_infinity_are_written_as_tf_serving_does() -> None:
     body = tensors.encode_outputs("row", {"y": np.array([math.nan, math.inf], np.float32)})
     assert tensors.dumps(body) == b'{"predictions":[NaN,Infinity]}'
+
+
+def test_float32_answers_round_trip_in_their_short_spelling() -> None:
+    rng = np.random.default_rng(7)
+    values = np.concatenate([
+        rng.standard_normal(20_000).astype(np.float32),
+        (rng.standard_normal(20_000) * 10.0 ** rng.integers(-40, 38, 20_000)).astype(np.float32),
+        np.array([0.1, 2.5, 1 / 3, 1e-45, 3.4028235e38, -0.0, 16777217, 123456.7], np.float32)])
+    text = tensors.dumps(tensors.to_json_value("y", values))
+    back = np.array(json.loads(text), np.float64).astype(np.float32)
+    assert np.array_equal(back, values)
+    assert tensors.to_json_value("y", np.array([0.1, 2.5, 1 / 3, 123456.7], np.float32)) == [
+        0.1, 2.5, 0.33333334, 123456.7]
+    shortest = values[:20_000].astype(str).astype(np.float64)
+    assert np.array_equal(tensors.short_float32(values[:20_000]), shortest)
