@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,11 @@ class ColdPool:
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
+        # Downloads, listings and file work run in threads: the default pool (cores + 4)
+        # would cap parallel downloads below max_parallel_loads on a small machine.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=2 * self.config.max_parallel_loads + 4,
+                               thread_name_prefix="cold-pool-io"))
         now = time.time()
         found = await asyncio.to_thread(disk.scan, self.config.cache_dir)
         for item in sorted(found, key=lambda f: f.mtime):
