@@ -46,6 +46,16 @@ def test_predict_by_version_label_and_signature(served: ModelServer) -> None:
     assert tf.make_ndarray(lengths).tolist() == [4, 1]
 
 
+def test_output_filter_selects_outputs(served: ModelServer) -> None:
+    request = predict_request("m1", [1.0])
+    request.output_filter.append("y")
+    assert list(served.prediction_stub().Predict(request, 30).outputs) == ["y"]
+    request.output_filter[:] = ["nope"]
+    with pytest.raises(grpc.RpcError) as caught:
+        served.prediction_stub().Predict(request, 30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 def test_tf_servings_half_plus_two(served: ModelServer) -> None:
     response = served.prediction_stub().Predict(
         predict_request("half_plus_two", [1.0, 2.0, 5.0]), 30)
