@@ -1,24 +1,30 @@
 """Router overhead: the same load against the model server directly, through the router,
 and through nginx as a plain reverse proxy (reference).
 
-    tierserve bench router [--requests 2000] [--concurrency 1,32]
+    tierserve bench router [--generator wrk|httpx] [--rounds 5] [--seconds 3]
+                           [--concurrency 1,32]
 
 Starts a real model server (toy SavedModel y = 2x), the router (routing the model to
 that server as its cold pool) and nginx (Debian's /usr/sbin/nginx, generated config,
-127.0.0.1, keep-alive upstream), then drives each with one asyncio load generator
-(httpx, keep-alive) and prints p50/p99 latency, throughput, and the router's and
-nginx's added latency and throughput ratio against the direct calls.
+127.0.0.1, keep-alive upstream). Each target gets the same load from the same
+generator (wrk from Debian's package when installed, else an asyncio httpx client),
+in interleaved rounds; prints p50/p99 latency (median over rounds), throughput, the
+router's and nginx's added latency and throughput ratio against the direct calls,
+and the CPU each proxy process spent per request.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -29,6 +35,7 @@ from tierserve.procs import ServerProcess, free_port, tierserve_command
 MODEL = "bench"
 BODY = {"instances": [1.0, 2.0, 3.0, 4.0]}
 NGINX = "/usr/sbin/nginx"
+WRK = "wrk"
 
 
 def start_model_server(work: Path) -> tuple[ServerProcess, str]:
@@ -92,8 +99,15 @@ def start_nginx(work: Path, backend: str) -> tuple[ServerProcess, str] | None:
     return proc.wait_ready(timeout=30), f"http://127.0.0.1:{port}"
 
 
-async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], float]:
-    """Send `requests` predicts with `concurrency` workers; (latencies, wall seconds)."""
+@dataclass(frozen=True)
+class Round:
+    p50_s: float
+    p99_s: float
+    requests: int
+    seconds: float
+
+
+async def _httpx_load(url: str, requests: int, concurrency: int) -> Round:
     latencies: list[float] = []
     remaining = requests
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
@@ -111,7 +125,36 @@ async def load(url: str, requests: int, concurrency: int) -> tuple[list[float], 
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return latencies, time.perf_counter() - started
+        return Round(pct(latencies, 50), pct(latencies, 99), len(latencies),
+                     time.perf_counter() - started)
+
+
+WRK_SCRIPT = """\
+wrk.method = "POST"
+wrk.body = '%s'
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%d %%d %%d\\n", latency:percentile(50),
+    latency:percentile(99), summary.requests, summary.duration,
+    summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout))
+end
+"""
+
+
+def _wrk_load(work: Path, url: str, seconds: float, concurrency: int) -> Round:
+    script = work / "predict.lua"
+    if not script.exists():
+        script.write_text(WRK_SCRIPT % json.dumps(BODY))
+    out = subprocess.run(
+        [WRK, "-t1", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--timeout", "30s",
+         "-s", str(script), f"{url}/v1/models/{MODEL}:predict"],
+        check=True, capture_output=True, text=True).stdout
+    line = next(x for x in out.splitlines() if x.startswith("RESULT "))
+    p50_us, p99_us, requests, duration_us, errors = (int(v) for v in line.split()[1:])
+    if errors:
+        raise RuntimeError(f"{url}: {errors} failed requests under wrk")
+    return Round(p50_us / 1e6, p99_us / 1e6, requests, duration_us / 1e6)
 
 
 def group_cpu_seconds(pgid: int) -> float:
@@ -135,65 +178,73 @@ def pct(values: list[float], q: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000, help="per target and concurrency")
-    parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--generator", choices=("wrk", "httpx"),
+                        default="wrk" if shutil.which(WRK) else "httpx",
+                        help="load generator (wrk when installed: lighter than Python)")
+    parser.add_argument("--seconds", type=float, default=3.0, help="wrk: seconds per round")
+    parser.add_argument("--requests", type=int, default=400, help="httpx: requests per round")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target")
+    parser.add_argument("--concurrency", default="1,32")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
     work = Path(tempfile.mkdtemp(prefix="tierserve-bench-router-"))
     procs: list[ServerProcess] = []
+
+    def one_round(url: str, concurrency: int) -> Round:
+        if args.generator == "wrk":
+            return _wrk_load(work, url, args.seconds, concurrency)
+        return asyncio.run(_httpx_load(url, args.requests, concurrency))
+
     try:
         model_server, direct = start_model_server(work)
         procs.append(model_server)
         router, via_router = start_router(work, direct)
         procs.append(router)
         targets = {"direct": direct, "router": via_router}
+        pgroups = {"router": router}
         nginx = start_nginx(work, direct)
         if nginx is not None:
             procs.append(nginx[0])
             targets["nginx"] = nginx[1]
+            pgroups["nginx"] = nginx[0]
         print(f"model server {direct}, router {via_router}, nginx "
-              f"{targets.get('nginx', 'not found')}; {args.requests} predicts per run")
-        results: dict[tuple[str, int], tuple[float, float, float, float]] = {}
+              f"{targets.get('nginx', 'not found')}; generator {args.generator}, "
+              f"{args.rounds} interleaved rounds per target")
+        rounds: dict[tuple[str, int], list[Round]] = {}
         cpu: dict[tuple[str, int], float] = {}
-        pgroups = {"router": router, **({"nginx": nginx[0]} if nginx is not None else {})}
-        per_round = max(1, args.requests // args.rounds)
         for concurrency in levels:
-            for url in targets.values():
-                asyncio.run(load(url, args.warmup, concurrency))
-            lats: dict[str, list[float]] = {name: [] for name in targets}
-            walls = dict.fromkeys(targets, 0.0)
+            for url in targets.values():  # warm up connections and code paths
+                asyncio.run(_httpx_load(url, 50, min(concurrency, 8)))
             # Interleaved rounds: a burst of load from elsewhere on the machine hits
             # every target alike instead of skewing whichever ran at that moment.
             for _ in range(args.rounds):
                 for name, url in targets.items():
-                    cpu_before = {n: group_cpu_seconds(p.pid) for n, p in pgroups.items()}
-                    lat, wall = asyncio.run(load(url, per_round, concurrency))
-                    lats[name] += lat
-                    walls[name] += wall
-                    # CPU the proxy itself spent: unlike latency, barely moved by other
-                    # load on the machine.
+                    before = {n: group_cpu_seconds(p.pid) for n, p in pgroups.items()}
+                    rounds.setdefault((name, concurrency), []).append(
+                        one_round(url, concurrency))
+                    # The proxy's own CPU: unlike latency, barely moved by other load.
                     if name in pgroups:
                         cpu[name, concurrency] = cpu.get((name, concurrency), 0.0) + (
-                            group_cpu_seconds(pgroups[name].pid) - cpu_before[name])
-            for name, lat in lats.items():
-                results[name, concurrency] = (pct(lat, 50) * 1000, pct(lat, 99) * 1000,
-                                              len(lat) / walls[name],
-                                              statistics.fmean(lat) * 1000)
-        print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'mean ms':>8} "
-              f"{'req/s':>8} {'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
+                            group_cpu_seconds(pgroups[name].pid) - before[name])
+        print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+              f"{'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
         for concurrency in levels:
-            base = results["direct", concurrency]
+            summary = {}
             for name in targets:
-                p50, p99, rps, mean = results[name, concurrency]
+                runs = rounds[name, concurrency]
+                # Medians over rounds: robust to a round hit by a burst of other load.
+                summary[name] = (statistics.median(r.p50_s for r in runs) * 1000,
+                                 statistics.median(r.p99_s for r in runs) * 1000,
+                                 sum(r.requests for r in runs) / sum(r.seconds for r in runs),
+                                 sum(r.requests for r in runs))
+            base = summary["direct"]
+            for name, (p50, p99, rps, total) in summary.items():
                 extra = ("" if name == "direct" else
                          f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}"
-                         f" {cpu[name, concurrency] * 1000 / (per_round * args.rounds):10.3f}")
-                print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {mean:8.2f} "
-                      f"{rps:8.0f}{extra}")
+                         f" {cpu[name, concurrency] * 1000 / total:10.3f}")
+                print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {rps:8.0f}{extra}")
         print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; latency "
-              "figures on a shared machine are noisy, cpu ms/req is the proxy's own cost)")
+              "on a shared machine is noisy; cpu ms/req is the proxy's own cost)")
     finally:
         for proc in reversed(procs):
             proc.stop()
