@@ -175,6 +175,38 @@ def test_experiments_cli(router_proc: RouterProcess, capsys: pytest.CaptureFixtu
     assert tierserve_main(["experiments", "--url", router_proc.url, "list"]) == 1
 
 
+def test_a_second_router_follows_db_changes(router_proc: RouterProcess, log_dir: Path,
+                                            cold_server: str, hot_server: str) -> None:
+    """Changes written by one router (or the orchestrator, straight into the db) reach
+    another router through the routing version poll, without a restart."""
+    other = start_router(log_dir, Path(router_proc.db_url.removeprefix("sqlite:///")),
+                         cold_server)
+    try:
+        with router_proc.admin() as admin:
+            admin.post("/admin/experiments", json={
+                "name": "follow", "variants": [{"model": "arm-a", "weight": 100},
+                                               {"model": "arm-b", "weight": 0}]})
+        with httpx.Client(base_url=other.url, timeout=30) as client:
+            def answer(model: str) -> float:
+                r = predict(client, model, [1.0])
+                return float(r.json()["predictions"][0]) if r.status_code == 200 else -1.0
+
+            wait_for(lambda: answer("follow") == 10.0)
+            with router_proc.admin() as admin:
+                admin.put("/admin/experiments/follow", json={"variants": [
+                    {"model": "arm-a", "weight": 0}, {"model": "arm-b", "weight": 100}]})
+            wait_for(lambda: answer("follow") == 20.0)
+            # As the orchestrator does it: straight into the db.
+            engine = make_engine(router_proc.db_url)
+            queries.set_placement(engine, "arm-a", "hot", hot_server)  # serves hotm only
+            wait_for(lambda: predict(client, "arm-a", [1.0]).headers.get(
+                "x-tierserve-pool") == "hot")
+            queries.remove_placement(engine, "arm-a")
+            wait_for(lambda: answer("arm-a") == 10.0)
+    finally:
+        other.proc.stop()
+
+
 def test_hot_endpoint_killed_requests_go_cold(router_proc: RouterProcess, hot_server: str,
                                               request: pytest.FixtureRequest) -> None:
     """Runs last in this module: it kills the hot model server."""
