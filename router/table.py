@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import threading
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -35,6 +36,7 @@ class RoutingTable:
         self.version = -1
         self.placements: dict[str, Placement] = {}
         self.experiments: dict[str, ExperimentSpec] = {}
+        self._reload_lock = threading.Lock()
 
     def route(self, model: str) -> Route:
         placement = self.placements.get(model)
@@ -58,7 +60,14 @@ class RoutingTable:
         version = queries.routing_version(self.engine)
         if version == self.version:
             return False
-        snapshot = queries.load_routing(self.engine)
+        with self._reload_lock:  # the poller and admin calls may reload at once
+            snapshot = queries.load_routing(self.engine)
+            if snapshot.version < self.version:
+                return False  # a newer table was installed meanwhile
+            self._install(snapshot)
+        return True
+
+    def _install(self, snapshot: queries.RoutingSnapshot) -> None:
         experiments: dict[str, ExperimentSpec] = {}
         for name, spec in snapshot.experiments.items():
             try:
@@ -70,7 +79,6 @@ class RoutingTable:
         self.placements = snapshot.placements
         self.experiments = experiments
         self.version = snapshot.version
-        return True
 
     async def poll_forever(self, interval: float) -> None:
         while True:
