@@ -72,4 +72,4 @@ def make_policy(name: str, capacity: int, **options: Any) -> EvictionPolicy:
 
 
 def _load_builtin() -> None:
-    from pools.eviction import lfu, lru, tinylfu  # noqa: F401  (they register themselves)
+    from pools.eviction import lfu, lru, tinylfu, weighted  # noqa: F401  (they register themselves)

@@ -12,10 +12,7 @@ better (pools.eviction.adapt), so a fast-moving popular set is handled as LRU
 handles it. `choose_victim` changes nothing: the cold pool may ask several
 times before it evicts, or not evict at all.
 
-`tinylfu-cost` weighs each duelist by what its misses would cost: estimated
-frequency x load seconds (and per byte, with `per_byte=True`, for byte-bounded
-caches), so a slow-to-load model is not evicted to keep a cheap one. It lowers
-the total load time spent on misses at the price of some hit ratio.
+Variants that weigh frequency by load time or size: pools.eviction.weighted.
 """
 
 from __future__ import annotations
@@ -214,24 +211,6 @@ class WTinyLFU(EvictionPolicy):
             "probation": list(self._probation),
             "protected": list(self._protected),
         }
-
-
-@register("tinylfu-cost")
-class CostAwareTinyLFU(WTinyLFU):
-    name = "tinylfu-cost"
-
-    def __init__(self, capacity: int = 0, per_byte: bool = False, **options: Any) -> None:
-        # Cost multiplies the sketch's noise on rare models, so cost only settles
-        # the window-vs-main duel; the main area's own victim stays its LRU one.
-        options.setdefault("main_victim", "lru")
-        super().__init__(capacity=capacity, **options)
-        self.per_byte = per_byte
-
-    def value(self, key: str) -> float:
-        freq = self.frequency(key)
-        size, cost = self._cost.get(key, (0, 0.0))
-        worth = freq * max(cost, 1e-3)
-        return worth / max(size, 1) if self.per_byte else worth
 
 
 def _first_in(order: OrderedDict[str, None], allowed: set[str]) -> str | None:

@@ -20,7 +20,7 @@ def residents_after(policy_name: str, requests: list[str], slots: int, **options
 
 
 def test_registry_lists_every_policy_and_the_default_is_one_of_them() -> None:
-    assert {"lru", "lfu", "tinylfu", "tinylfu-cost"} <= set(available())
+    assert {"lru", "lfu", "tinylfu", "tinylfu-cost", "tinylfu-size"} <= set(available())
     assert DEFAULT_POLICY in available()
 
 
@@ -114,3 +114,18 @@ def test_belady_refuses_a_different_trace() -> None:
     oracle = BeladyOracle(["a", "b"])
     with pytest.raises(ValueError, match="trace mismatch"):
         oracle.record_access("b", 0.0, False)
+
+
+def test_size_aware_gives_up_one_big_model_for_small_ones_under_a_byte_bound() -> None:
+    catalogue = {
+        "big": ModelSpec(size_bytes=60, load_cost_s=1.0),
+        "s1": ModelSpec(size_bytes=20, load_cost_s=1.0),
+        "s2": ModelSpec(size_bytes=20, load_cost_s=1.0),
+        "new": ModelSpec(size_bytes=20, load_cost_s=1.0),
+    }
+    requests = ["big"] * 4 + ["s1"] * 3 + ["s2"] * 3 + ["new"]
+    end = [len(requests)]
+    sized = simulate(make_policy("tinylfu-size", 10), requests, 10, catalogue, 100, (), end)
+    plain = simulate(make_policy("tinylfu", 10), requests, 10, catalogue, 100, (), end)
+    assert set(sized.residents_at[end[0]]) == {"s1", "s2", "new"}  # 3 models kept, not 2
+    assert set(plain.residents_at[end[0]]) == {"big", "s2", "new"}  # big is the most frequent

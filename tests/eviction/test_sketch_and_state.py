@@ -84,7 +84,7 @@ def test_the_tinylfu_snapshot_is_small() -> None:
     assert len(json.dumps(policy.to_state())) < 8_000
 
 
-@pytest.mark.parametrize("name", ["lru", "tinylfu", "tinylfu-cost", "lfu"])
+@pytest.mark.parametrize("name", ["lru", "tinylfu", "tinylfu-cost", "tinylfu-size", "lfu"])
 @pytest.mark.parametrize("garbage", [{}, {"version": 99}, {"sketch": "x"}, {"counts": [1]}])
 def test_a_bad_snapshot_leaves_a_working_policy(name: str, garbage: dict) -> None:
     policy = make_policy(name, 5)
