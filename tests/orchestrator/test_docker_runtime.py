@@ -56,7 +56,7 @@ def test_official_image_kind_syncs_from_s3_into_a_local_volume(
                                       time.time()))
     synced = runtime.state_dir / "models" / "gamma" / "1" / "saved_model.pb"
     assert synced.is_file()  # downloaded on the host before the container started
-    wait_for("gamma AVAILABLE", lambda: available(inst.endpoint, "gamma"), timeout=180)
+    wait_for("gamma AVAILABLE", lambda: available(inst.endpoint, "gamma"), timeout=400)
     resp = httpx.post(f"{inst.endpoint}/v1/models/gamma:predict", json={"instances": [2.0]})
     assert resp.json()["predictions"] == expected(MODELS["gamma"], 0.0, [2.0])
 

@@ -58,7 +58,7 @@ def test_promotion_starts_an_instance_and_routes_it_hot(world: World) -> None:
     wait_for("a valid policy", lambda: w.status()["policy"]["valid"])
     assert w.instances() == []  # no traffic yet: nothing hot
     w.traffic("alpha")
-    endpoint = wait_for("alpha routed hot", lambda: w.hot_endpoint("alpha"), timeout=180)
+    endpoint = wait_for("alpha routed hot", lambda: w.hot_endpoint("alpha"), timeout=400)
     (inst,) = w.instances("alpha")
     assert inst.running and inst.endpoint == endpoint
     assert endpoint.startswith("http://127.0.0.1:")
@@ -101,7 +101,7 @@ def test_killed_instance_goes_cold_and_comes_back(world: World) -> None:
     wait_for("alpha routed cold", lambda: w.hot_endpoint("alpha") != old.endpoint
              or None, timeout=30)
     # ... and a new instance takes over.
-    endpoint = wait_for("alpha hot again", lambda: w.hot_endpoint("alpha"), timeout=180)
+    endpoint = wait_for("alpha hot again", lambda: w.hot_endpoint("alpha"), timeout=400)
     (new,) = w.instances("alpha")
     assert new.id != old.id and new.running and endpoint == new.endpoint
     assert new.hot_since == old.hot_since
@@ -144,7 +144,7 @@ def test_bad_policy_edit_keeps_the_old_policy_and_is_visible(world: World) -> No
     assert action == "policy_reload" and outcome.startswith("rejected: hot.max_models")
     # The old policy is still in force: a new busy model is promoted under it.
     w.traffic("beta")
-    endpoint = wait_for("beta routed hot", lambda: w.hot_endpoint("beta"), timeout=180)
+    endpoint = wait_for("beta routed hot", lambda: w.hot_endpoint("beta"), timeout=400)
     check_serves(w, "beta", endpoint)
     w.write_policy(good)
     wait_for("policy valid again", lambda: w.status()["policy"]["valid"])

@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from db import queries
 from orchestrator import testimage
 from pools.toy_models import expected
 from tierserve.procs import ServerProcess, free_port, tierserve_command
@@ -41,6 +42,7 @@ class Traffic:
         self.pause, self.max_requests = pause, max_requests
         self.pools: Counter[str] = Counter()
         self.failures: list[str] = []
+        self.failed_at: list[float] = []
         self.last_pool = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -56,10 +58,12 @@ class Traffic:
                     ok = resp.status_code == 200 and resp.json()["predictions"] == self.want
                     if not ok:
                         self.failures.append(f"{resp.status_code} {resp.text[:200]}")
+                        self.failed_at.append(time.time())
                     self.last_pool = resp.headers.get("X-Tierserve-Pool", "?")
                     self.pools[self.last_pool] += 1
                 except httpx.HTTPError as exc:
                     self.failures.append(repr(exc))
+                    self.failed_at.append(time.time())
                 time.sleep(self.pause)
 
     def stop(self) -> None:
@@ -123,7 +127,7 @@ def test_busy_model_is_promoted_with_no_failed_request(stack: tuple[World, str])
     w, router = stack
     traffic = Traffic(router, "alpha")
     try:
-        wait_for("alpha routed hot", lambda: w.hot_endpoint("alpha"), timeout=240)
+        wait_for("alpha routed hot", lambda: w.hot_endpoint("alpha"), timeout=400)
         wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
         count_at_switch = sum(traffic.pools.values())
         wait_for("more hot answers", lambda: sum(traffic.pools.values()) > count_at_switch + 20)
@@ -140,20 +144,28 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
     try:
         wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
         (old,) = w.instances("alpha")
+        killed_at = time.time()
         w.runtime.kill(old)  # type: ignore[attr-defined]
         wait_for("served cold while down", lambda: traffic.last_pool == "cold", timeout=30)
         wait_for("a new instance routed hot",
                  lambda: ((e := w.hot_endpoint("alpha")) and e != old.endpoint) or None,
-                 timeout=240)
+                 timeout=400)
         wait_for("router serving alpha hot again", lambda: traffic.last_pool == "hot",
                  timeout=30)
     finally:
         traffic.stop()
-    # The one request in flight at the kill may be lost mid-answer: the router (by design,
-    # router/proxy.py) falls back to the cold pool only when the hot server never got the
-    # request. Every other request succeeded, cold while the instance was down.
-    assert len(traffic.failures) <= 1, traffic.failures
+    # Requests the dead instance had accepted are lost mid-answer (with Docker, its port proxy
+    # keeps accepting until the engine tears it down): the router (router/proxy.py) falls back
+    # to the cold pool only when a connection could not be made. So failures are allowed only
+    # for requests sent to the killed instance before the route switched cold; every request
+    # after that succeeded, cold while it was down and hot again after.
+    switched = min(e.ts for e in queries.list_events(w.engine, 1000, "alpha")
+                   if e.action == "route_cold" and e.ts >= killed_at)
+    poll_slack = 2.0  # the router re-reads the routing table every 0.2 s; a loaded machine
     assert all(old.endpoint in f for f in traffic.failures), traffic.failures
+    assert all(killed_at <= t <= switched + poll_slack for t in traffic.failed_at), \
+        (killed_at, switched, traffic.failed_at, traffic.failures)
+    print(f"requests lost at the kill: {len(traffic.failures)}")
     (new,) = w.instances("alpha")
     assert new.id != old.id and new.running
 
