@@ -96,7 +96,7 @@ async def _one(client: httpx.AsyncClient, picker: Picker, phase: Any, tally: Tal
     tally.recent.append(time.monotonic())
     if answer.status_code != 200:
         tally.failed += 1
-        tally.errors[f"HTTP {answer.status_code}"] += 1
+        tally.errors[f"HTTP {answer.status_code}: {answer.text[:120]}"] += 1
         return
     if answer.json().get("predictions") != [2.0 * picker.value(name)]:
         tally.wrong += 1

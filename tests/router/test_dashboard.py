@@ -14,6 +14,10 @@ from tests.router.conftest import ADMIN_TOKEN, RouterProcess
 
 selenium = pytest.importorskip("selenium")
 from selenium import webdriver  # noqa: E402
+from selenium.common.exceptions import (  # noqa: E402
+    NoSuchElementException,
+    StaleElementReferenceException,
+)
 from selenium.webdriver.common.by import By  # noqa: E402
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None
@@ -64,16 +68,22 @@ def test_dashboard_shows_hot_model_and_edits_weights(
     token.send_keys(ADMIN_TOKEN)
     browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
 
-    row = _wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'tr[data-model="hotm"]'))
-    assert row[0].get_attribute("data-pool") == "hot"
-    assert "hot" in row[0].text
+    # The page re-renders every 2 s, so read it through scripts rather than held elements.
+    shown_pool = 'return document.querySelector(\'tr[data-model="hotm"]\')?.dataset.pool'
+    assert _wait_for(lambda: browser.execute_script(shown_pool)) == "hot"
 
-    _wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, 'input[data-arm="arm-a"]'))
-    for arm, weight in (("arm-a", "90"), ("arm-b", "10")):
-        field = browser.find_element(By.CSS_SELECTOR, f'input[data-arm="{arm}"]')
-        field.clear()
-        field.send_keys(weight)
-    browser.find_element(By.XPATH, '//div[h3="dash-ab"]//button').click()
+    def edit_weights() -> bool:
+        try:
+            for arm, weight in (("arm-a", "90"), ("arm-b", "10")):
+                field = browser.find_element(By.CSS_SELECTOR, f'input[data-arm="{arm}"]')
+                field.clear()
+                field.send_keys(weight)
+            browser.find_element(By.XPATH, '//div[h3="dash-ab"]//button').click()
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    _wait_for(edit_weights)
 
     def weights() -> list[int]:
         spec = admin.get("/admin/experiments/dash-ab").json()
