@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +21,7 @@ from db import queries
 from db.series import minute_series
 from router.admin import State, _stats_json, require_admin
 
+_PAGE = Path(__file__).with_name("static") / "dashboard.html"
 SPARK_MINUTES = 30
 STATS_WINDOW_S = 300.0
 
@@ -29,8 +30,7 @@ ui = APIRouter(tags=["dashboard"])
 
 @ui.get("/ui", response_class=HTMLResponse, include_in_schema=False)
 async def page() -> HTMLResponse:
-    html = resources.files("router").joinpath("static/dashboard.html").read_text()
-    return HTMLResponse(html)
+    return HTMLResponse(_PAGE.read_text())
 
 
 def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
@@ -53,6 +53,9 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
             "series": series.get(name, [0] * SPARK_MINUTES),
             "stats": _stats_json(stats[name]) if name in stats else None,
         })
+    # Hot first, then the busiest: the models an operator looks for are at the top.
+    models.sort(key=lambda m: (m["pool"] != "hot", -(m["stats"] or {}).get("count", 0),
+                               m["model"]))
     events = [{"ts": e.ts, "model": e.model, "action": e.action, "reason": e.reason,
                "outcome": e.outcome} for e in queries.list_events(engine, limit=50)]
     return {"now": now, "spark_minutes": SPARK_MINUTES, "models": models,

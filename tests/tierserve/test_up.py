@@ -62,6 +62,8 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"predictions": toy_models.expected(4.0, 0.0, [1.0, 2.0])}
             assert answer.headers["x-tierserve-pool"] == "cold"
+            page = client.get("/ui")  # served from the package, whatever the working folder
+            assert page.status_code == 200 and "<title>tierserve</title>" in page.text
             missing = client.post("/v1/models/nope:predict", json={"instances": [1.0]})
             assert missing.status_code == 404 and "error" in missing.json()
         descendants = _children(proc.pid)
