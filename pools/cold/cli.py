@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from pools.cold.config import PoolConfig
@@ -48,7 +49,13 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
-    config = config_from_args(args)
+    from pydantic import ValidationError
+
+    try:
+        config = config_from_args(args)
+    except ValidationError as exc:
+        print(f"tierserve pool: bad settings:\n{exc}", file=sys.stderr)
+        return 2
     child = None
     if config.attached:
         grpc_address, rest_url = str(config.model_server_grpc), str(config.model_server_rest)
