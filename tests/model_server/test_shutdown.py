@@ -35,15 +35,17 @@ def test_sigterm_lets_in_flight_requests_finish_and_exits_0(
 
     thread = threading.Thread(target=call)
     thread.start()
-    started.wait()
-    wait_for(lambda: metric(server, "tierserve_model_server_requests_in_flight",
-                            'api="rest"') >= 1 or bool(results), what="predict in flight")
-    assert not results, "the predict finished before the signal: make it bigger"
-    os.kill(server.proc.pid, signal.SIGTERM)
-    assert server.proc.proc.wait(60) == 0
-    thread.join(60)
+    try:
+        started.wait()
+        wait_for(lambda: metric(server, "tierserve_model_server_requests_in_flight",
+                                'api="rest"') >= 1 or bool(results), what="predict in flight")
+        assert not results, "the predict finished before the signal: make it bigger"
+        os.kill(server.proc.pid, signal.SIGTERM)
+        assert server.proc.proc.wait(60) == 0
+    finally:
+        thread.join(60)
+        server.stop()
     (result,) = results
     assert isinstance(result, httpx.Response) and result.status_code == 200
     predictions = result.json()["predictions"]
     assert len(predictions) == SIZE and predictions[:3] == [0.0, 2.0, 4.0]
-    server.stop()
