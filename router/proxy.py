@@ -1,9 +1,11 @@
 """Forwarding to a backend with the process's one shared httpx.AsyncClient.
 
 httpx's errors become tierserve's here, at the edge: a connection that could not
-be made is `BackendUnreachable` (the caller may fall back to the cold pool, since
-the backend never saw the request); a backend too slow to answer is
-DeadlineExceeded (504); a connection lost mid-answer is Unavailable (503).
+be made, or that dropped before any answer came (a server killed mid-request),
+is `BackendUnreachable`: the caller may send the request to the cold pool,
+since every TF Serving call (status, metadata, predict, classify, regress) is
+free of side effects. A backend too slow to answer is DeadlineExceeded (504);
+any other transport failure is Unavailable (503).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ FORWARDED_HEADERS = ("content-type", "accept", "content-encoding")
 
 
 class BackendUnreachable(Exception):
-    """Connection refused or connect timeout: the request was never delivered."""
+    """Connection refused, connect timeout, or the connection lost before an answer."""
 
     def __init__(self, base_url: str, cause: Exception) -> None:
         super().__init__(f"{base_url} unreachable: {type(cause).__name__}: {cause}")
@@ -72,7 +74,8 @@ async def forward(client: httpx.AsyncClient, method: str, base_url: str, path: s
     try:
         response = await client.request(method, base_url + path, content=body or None,
                                         headers=wanted)
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+    except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
+            httpx.RemoteProtocolError) as exc:
         raise BackendUnreachable(base_url, exc) from exc
     except httpx.TimeoutException as exc:
         raise DeadlineExceeded(f"backend {base_url} did not answer in time "
