@@ -19,7 +19,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from db import queries
 from orchestrator import testimage
 from pools.toy_models import expected
 from tierserve.procs import ServerProcess, free_port, tierserve_command
@@ -144,7 +143,6 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
     try:
         wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
         (old,) = w.instances("alpha")
-        killed_at = time.time()
         w.runtime.kill(old)  # type: ignore[attr-defined]
         wait_for("served cold while down", lambda: traffic.last_pool == "cold", timeout=30)
         wait_for("a new instance routed hot",
@@ -154,18 +152,10 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
                  timeout=30)
     finally:
         traffic.stop()
-    # Requests the dead instance had accepted are lost mid-answer (with Docker, its port proxy
-    # keeps accepting until the engine tears it down): the router (router/proxy.py) falls back
-    # to the cold pool only when a connection could not be made. So failures are allowed only
-    # for requests sent to the killed instance before the route switched cold; every request
-    # after that succeeded, cold while it was down and hot again after.
-    switched = min(e.ts for e in queries.list_events(w.engine, 1000, "alpha")
-                   if e.action == "route_cold" and e.ts >= killed_at)
-    poll_slack = 2.0  # the router re-reads the routing table every 0.2 s; a loaded machine
-    assert all(old.endpoint in f for f in traffic.failures), traffic.failures
-    assert all(killed_at <= t <= switched + poll_slack for t in traffic.failed_at), \
-        (killed_at, switched, traffic.failed_at, traffic.failures)
-    print(f"requests lost at the kill: {len(traffic.failures)}")
+    # Requests the dead instance had accepted are lost mid-answer (with Docker its port proxy
+    # keeps accepting until the engine tears it down); the router sends those to the cold pool
+    # too (router/proxy.py), so not one request fails.
+    assert traffic.failures == []
     (new,) = w.instances("alpha")
     assert new.id != old.id and new.running
 
