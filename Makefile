@@ -22,7 +22,7 @@ up: install
 
 test: test-deps
 	$(BIN)/ruff check .
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 lint:
 	$(BIN)/ruff check .
