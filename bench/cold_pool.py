@@ -98,7 +98,8 @@ def peak_rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
-async def replay(url: str, trace: list[str], concurrency: int) -> list[tuple[str, int, float]]:
+async def replay(url: str, trace: list[str], concurrency: int,
+                 error_samples: list[str]) -> list[tuple[str, int, float]]:
     """(cache: hit/miss/error, status, seconds) per request, in trace order."""
     results: list[tuple[str, int, float]] = [("error", 0, 0.0)] * len(trace)
     position = 0
@@ -116,6 +117,9 @@ async def replay(url: str, trace: list[str], concurrency: int) -> list[tuple[str
                     a_of(name), 0.0, XS)
                 results[i] = (r.headers.get("X-Tierserve-Cache", "error") if ok else "error",
                               r.status_code, seconds)
+                if not ok and len(error_samples) < 5:
+                    error_samples.append(f"#{i} {name} {r.status_code} after {seconds:.1f} s: "
+                                         f"{r.text[:300]}")
                 if (i + 1) % 1000 == 0:
                     print(f"  {i + 1} requests", flush=True)
 
@@ -173,7 +177,8 @@ def main() -> None:
         pool.wait_ready(timeout=180)
         url = f"http://127.0.0.1:{port}"
         started = time.monotonic()
-        results = asyncio.run(replay(url, trace, args.concurrency))
+        error_samples: list[str] = []
+        results = asyncio.run(replay(url, trace, args.concurrency, error_samples))
         elapsed = time.monotonic() - started
         listing = httpx.get(f"{url}/admin/models", timeout=60).json()
         rss = peak_rss_mb(pool.pid)
@@ -201,6 +206,7 @@ def main() -> None:
         "pool_mean_load_ms": _mean_ms(listing, "load_time_s"),
         "pool_totals": listing["totals"],
         "concurrency": args.concurrency,
+        "error_samples": error_samples,
     }
     print(json.dumps(figures, indent=2))
     if args.workdir is None:

@@ -59,7 +59,9 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+        # Idle connections expire before the server's keep-alive timeout (uvicorn: 5 s).
+        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64,
+                              keepalive_expiry=2.0)
         state["http"] = httpx.AsyncClient(base_url=rest_url, limits=limits,
                                           timeout=FORWARD_TIMEOUT_S)
         await pool.start()
@@ -86,13 +88,18 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
             path += f"/versions/{version}/metadata"
         elif target.version is not None:
             path += f"/versions/{version}"
-        try:
-            upstream = await state["http"].request(
-                request.method, path, content=await request.body(),
-                headers={"content-type": request.headers.get("content-type",
-                                                             "application/json")})
-        except httpx.HTTPError as exc:
-            raise Unavailable(f"model server unreachable: {exc}") from exc
+        body = await request.body()
+        content_type = request.headers.get("content-type", "application/json")
+        for attempt in (1, 2):
+            try:
+                upstream = await state["http"].request(
+                    request.method, path, content=body, headers={"content-type": content_type})
+                break
+            except httpx.TransportError as exc:
+                # Once more if the server dropped a kept-alive connection as we reused it;
+                # inference has no side effects. Never after a timeout: that doubles the wait.
+                if attempt == 2 or isinstance(exc, httpx.TimeoutException):
+                    raise Unavailable(f"model server unreachable: {exc!r}") from exc
         headers = {"X-Tierserve-Pool": "cold", "X-Tierserve-Cache": "hit" if lease.hit else "miss",
                    "X-Tierserve-Model-Version": str(version)}
         return Response(upstream.content, status_code=upstream.status_code, headers=headers,
