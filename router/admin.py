@@ -66,7 +66,7 @@ async def _changed(state: RouterState) -> None:
     await asyncio.to_thread(state.table.reload)
 
 
-def _stats_json(s: Stats) -> dict[str, Any]:
+def stats_json(s: Stats) -> dict[str, Any]:
     ms = {f"{k}_ms": (None if v is None else round(v * 1000, 3))
           for k, v in (("mean", s.mean_s), ("p50", s.p50_s), ("p95", s.p95_s), ("p99", s.p99_s))}
     return {"model": s.model, "variant": s.variant, "shadow": s.shadow, "count": s.count,
@@ -126,7 +126,7 @@ async def unpin(model: ModelParam, state: State) -> dict[str, Any]:
 async def stats(state: State, window_s: Annotated[float, Query(gt=0, le=86400 * 31)] = 300,
                 limit: Annotated[int, Query(ge=1, le=10000)] = 20) -> dict[str, Any]:
     rows = await _db(queries.model_stats, state.engine, window_s, time.time(), limit)
-    return {"window_s": window_s, "models": [_stats_json(s) for s in rows]}
+    return {"window_s": window_s, "models": [stats_json(s) for s in rows]}
 
 
 @admin.get("/events", summary="Newest events first")
@@ -194,4 +194,4 @@ async def experiment_stats(name: ModelParam, state: State,
     await _db(queries.get_experiment, state.engine, name)
     rows = await _db(queries.experiment_stats, state.engine, name, window_s, time.time())
     return {"experiment": name, "window_s": window_s,
-            "variants": [_stats_json(s) for s in rows]}
+            "variants": [stats_json(s) for s in rows]}

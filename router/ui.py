@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse
 
 from db import queries
 from db.series import minute_series
-from router.admin import State, _stats_json, require_admin
+from router.admin import State, require_admin, stats_json
 
 _PAGE = Path(__file__).with_name("static") / "dashboard.html"
 SPARK_MINUTES = 30
@@ -41,7 +41,7 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
     experiments = []
     for spec in queries.list_experiments(engine):
         arms = queries.experiment_stats(engine, spec["name"], 3600.0, now)
-        experiments.append({"spec": spec, "variants": [_stats_json(s) for s in arms]})
+        experiments.append({"spec": spec, "variants": [stats_json(s) for s in arms]})
     models = []
     for name in sorted(set(placements) | set(stats) | set(series)):
         p = placements.get(name)
@@ -51,7 +51,7 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
             "endpoint": p.endpoint if hot and p else None,
             "healthy": p.healthy if p else True, "pinned": bool(p and p.pinned),
             "series": series.get(name, [0] * SPARK_MINUTES),
-            "stats": _stats_json(stats[name]) if name in stats else None,
+            "stats": stats_json(stats[name]) if name in stats else None,
         })
     # Hot first, then the busiest: the models an operator looks for are at the top.
     models.sort(key=lambda m: (m["pool"] != "hot", -(m["stats"] or {}).get("count", 0),
