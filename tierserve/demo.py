@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import signal
 import statistics
 import time
 from collections import Counter, deque
@@ -206,10 +207,16 @@ def summary(tally: Tally, observer: Observer, star: str) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(_sig: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
 
+    # SIGTERM ends the demo like Ctrl-C: the stack's processes are stopped, not orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
     console = Console()
     console.print(f"creating {args.models} tiny models in {args.var / 'models'} ...")
     policy = prepare(args.var, args.models, args.rate)

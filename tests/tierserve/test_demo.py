@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
+import time
 from pathlib import Path
 
+from tests.tierserve.proctree import alive, cmdline, descendants
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
 from tierserve.procs import tierserve_command
 
@@ -32,3 +35,36 @@ def test_demo_runs_and_promotes_the_rising_model(tmp_path: Path, toy_template: P
     star = Picker(model_names(30)).star
     assert " 0 failed, 0 wrong answers" in summary
     assert f"the rising model {star} was promoted: yes" in summary
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path,
+                                                          toy_template: Path) -> None:
+    proc = subprocess.Popen(
+        tierserve_command("demo", "--models", "10", "--duration", "600", "--rate", "5",
+                          "--plain", "--var", str(tmp_path / "demo")),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # the demo prints the router's address once all parts answer
+        lines.append(line)
+        if "dashboard" in line:
+            break
+    else:
+        raise AssertionError("".join(lines))
+
+    def hot_servers() -> list[int]:
+        return [pid for pid in descendants(proc.pid)
+                if b"--model_name" in cmdline(pid)]
+
+    # Stop only once a model has been promoted: its server must not outlive the demo either.
+    deadline = time.monotonic() + 120
+    while not hot_servers() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert hot_servers(), "no model was promoted"
+    children = descendants(proc.pid)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=120)
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if alive(pid)]

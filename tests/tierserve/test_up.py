@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import time
@@ -11,32 +10,8 @@ from pathlib import Path
 import httpx
 
 from pools import toy_models
+from tests.tierserve.proctree import alive, descendants
 from tierserve.procs import free_port, tierserve_command
-
-
-def _children(pid: int) -> set[int]:
-    """Every live descendant of `pid` (read from /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
-    found, frontier = set(), {pid}
-    while frontier:
-        frontier = {child for child, parent in parents.items() if parent in frontier} - found
-        found |= frontier
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None:
@@ -66,15 +41,15 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
             assert page.status_code == 200 and "<title>tierserve</title>" in page.text
             missing = client.post("/v1/models/nope:predict", json={"instances": [1.0]})
             assert missing.status_code == 404 and "error" in missing.json()
-        descendants = _children(proc.pid)
-        assert len(descendants) >= 4  # pool, its model server, router, orchestrator
+        children = descendants(proc.pid)
+        assert len(children) >= 4  # pool, its model server, router, orchestrator
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, output
     assert f"{router}/ui" in "".join(lines)
     deadline = time.monotonic() + 10
-    while any(_alive(pid) for pid in descendants) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert not [pid for pid in descendants if _alive(pid)]
+    assert not [pid for pid in children if alive(pid)]
     assert (var / "tierserve.db").exists() and (var / "policy.yaml").exists()
