@@ -57,6 +57,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"tierserve pool: bad settings:\n{exc}", file=sys.stderr)
         return 2
     child = None
+    died: list[int] = []
+    servers: list[uvicorn.Server] = []
     if config.attached:
         grpc_address, rest_url = str(config.model_server_grpc), str(config.model_server_rest)
     else:
@@ -64,6 +66,17 @@ def run(args: argparse.Namespace) -> int:
 
         child = ModelServerChild(load_threads=config.max_parallel_loads).wait_ready()
         grpc_address, rest_url = child.grpc_address, child.rest_url
+
+        def on_child_exit(code: int) -> None:
+            # Without its model server the pool can only answer 503: stop (exit 1) so that
+            # whatever supervises it restarts it. The disk cache survives the restart.
+            logging.getLogger(__name__).error(
+                "the pool's model server exited with %s; stopping the pool", code)
+            died.append(code)
+            for server in servers:
+                server.should_exit = True  # uvicorn's graceful shutdown, checked every 0.1 s
+
+        child.watch(on_child_exit)
     try:
         from pools.cold.app import create_app
         from pools.cold.modelserver_client import ModelServerClient
@@ -71,9 +84,12 @@ def run(args: argparse.Namespace) -> int:
         from pools.store import open_store
 
         pool = ColdPool(config, open_store(config.store_uri), ModelServerClient(grpc_address))
-        uvicorn.run(create_app(pool, rest_url), host=config.host, port=config.port,
-                    log_level="warning", lifespan="on")
+        servers.append(uvicorn.Server(uvicorn.Config(
+            create_app(pool, rest_url), host=config.host, port=config.port,
+            log_level="warning", lifespan="on")))
+        if not died:
+            servers[0].run()
     finally:
         if child is not None:
             child.stop()
-    return 0
+    return 1 if died else 0

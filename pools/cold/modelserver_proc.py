@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import signal
 import subprocess
+import threading
 import time
+from collections.abc import Callable
 
 import httpx
 
@@ -33,6 +35,17 @@ class ModelServerChild:
                               "--rest_api_port", str(self.rest_port),
                               "--num_load_threads", str(load_threads)),
             preexec_fn=_die_with_parent)
+        self._stopping = False
+
+    def watch(self, on_exit: Callable[[int], None]) -> None:
+        """Call `on_exit(returncode)` from a thread if the server dies (not when stopped)."""
+
+        def wait() -> None:
+            code = self.proc.wait()
+            if not self._stopping:
+                on_exit(code)
+
+        threading.Thread(target=wait, name="model-server-watch", daemon=True).start()
 
     def wait_ready(self, timeout: float = 120.0) -> ModelServerChild:
         deadline = time.monotonic() + timeout
@@ -49,6 +62,7 @@ class ModelServerChild:
         raise TimeoutError(f"model server not ready after {timeout}s")
 
     def stop(self, timeout: float = 15.0) -> None:
+        self._stopping = True
         if self.proc.poll() is None:
             self.proc.terminate()
             try:

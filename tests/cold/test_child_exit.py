@@ -1,0 +1,38 @@
+"""A pool whose own model server dies stops (exit 1) instead of answering 503 for ever."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from pools import toy_models
+from tests.tierserve.proctree import cmdline, descendants
+from tierserve.procs import ServerProcess, free_port, tierserve_command
+
+
+def test_pool_exits_when_its_model_server_dies(tmp_path: Path, toy_template: Path,
+                                               log_dir: Path) -> None:
+    toy_models.write_model(tmp_path / "store", "m", {1: 2.0})
+    port = free_port()
+    pool = ServerProcess(
+        tierserve_command("pool", "--store", str(tmp_path / "store"),
+                          "--cache-dir", str(tmp_path / "cache"), "--port", str(port)),
+        ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"pool-{port}.log")
+    try:
+        pool.wait_ready(timeout=120)
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/m:predict",
+                            json={"instances": [3.0]}, timeout=60)
+        assert answer.json() == {"predictions": toy_models.expected(2.0, 0.0, [3.0])}
+        (server,) = [pid for pid in descendants(pool.pid) if b"model-server" in cmdline(pid)]
+        os.kill(server, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while pool.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert pool.proc.returncode == 1, pool.log_tail()
+        assert "model server exited" in pool.log_tail()
+    finally:
+        pool.stop()
