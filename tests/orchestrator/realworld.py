@@ -23,6 +23,24 @@ from tierserve.procs import ServerProcess, free_port, tierserve_command
 T = TypeVar("T")
 
 
+def make_runtime(kind: str, root: Path, scope: str,
+                 **limits: Any) -> tuple[Runtime, dict[str, Any]]:
+    """The runtime under test and the policy's container settings for it.
+
+    Docker needs the locally built test image: request the `test_image` fixture first.
+    """
+    if kind == "docker":
+        from orchestrator import testimage
+        from orchestrator.docker_runtime import DockerRuntime
+
+        container = testimage.container_settings(**limits).model_dump(mode="json")
+        return DockerRuntime(root / "state", scope), container
+    from orchestrator.process_runtime import ProcessRuntime
+
+    # Container-only settings do not apply to local processes.
+    return ProcessRuntime(root / "state" / "processes", scope), {"image": "unused"}
+
+
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0,
              every: float = 0.25) -> T:
     """Poll `check` until it returns something truthy; bounded."""

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import testimage
 from pools.toy_models import expected
 
 from .conftest import MODELS
-from .realworld import World, policy_dict, wait_for
+from .realworld import World, make_runtime, policy_dict, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -30,15 +29,7 @@ def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     scope = f"t{os.getpid()}-{kind}"
     if kind == "docker":
         request.getfixturevalue("test_image")
-        from orchestrator.docker_runtime import DockerRuntime
-
-        runtime = DockerRuntime(root / "state", scope)
-        container = testimage.container_settings(memory="1g", cpus=1.0).model_dump(mode="json")
-    else:
-        from orchestrator.process_runtime import ProcessRuntime
-
-        runtime = ProcessRuntime(root / "state" / "processes", scope)
-        container = {"image": "unused"}
+    runtime, container = make_runtime(kind, root, scope, memory="1g", cpus=1.0)
     w = World(root, runtime, kind, scope, policy_dict(toy_store, container), log_dir)
     w.container = container  # type: ignore[attr-defined]
     w.start_orchestrator()

@@ -19,12 +19,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator import testimage
 from pools.toy_models import expected
 from tierserve.procs import ServerProcess, free_port, tierserve_command
 
 from .conftest import MODELS
-from .realworld import World, policy_dict, wait_for
+from .realworld import World, make_runtime, policy_dict, wait_for
 
 pytestmark = pytest.mark.slow
 XS = [1.0, 2.0]
@@ -94,15 +93,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     scope = f"r{os.getpid()}-{kind}"
     if kind == "docker":
         request.getfixturevalue("test_image")
-        from orchestrator.docker_runtime import DockerRuntime
-
-        runtime = DockerRuntime(root / "state", scope)
-        container = testimage.container_settings(memory="1g").model_dump(mode="json")
-    else:
-        from orchestrator.process_runtime import ProcessRuntime
-
-        runtime = ProcessRuntime(root / "state" / "processes", scope)
-        container = {"image": "unused"}
+    runtime, container = make_runtime(kind, root, scope, memory="1g")
     # Short windows so a stop in traffic shows within about a minute (counts are per minute).
     policy = policy_dict(toy_store, container, promote={"min_rate": 2, "window": "5s"},
                          demote={"max_rate": 0.5, "window": "5s"}, cooldown="5s")
