@@ -18,12 +18,12 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from base.procs import ServerProcess, free_port, tierserve_command
 from pools.eviction import make_policy
 from pools.eviction.belady import BeladyOracle
 from pools.eviction.simulate import simulate
 from pools.eviction.traces import Trace, model_names, standard
-from tierserve import testing
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from testkit import stores as testing
 
 
 @dataclass

@@ -28,13 +28,13 @@ from typing import Any
 
 import httpx
 
-from pools import toy_models
+from base.procs import ServerProcess, free_port, tierserve_command
 from pools.eviction import DEFAULT_POLICY, make_policy
 from pools.eviction.belady import BeladyOracle
 from pools.eviction.simulate import simulate
 from pools.eviction.traces import model_names, zipf
-from tierserve import testing
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from testkit import stores as testing
+from tierserve import toy_models
 
 XS = [1.0, 2.0]
 

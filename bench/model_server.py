@@ -23,8 +23,8 @@ from typing import Any
 
 import httpx
 
-from pools import toy_models
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from tierserve import toy_models
 
 
 def pct(values: list[float], q: float) -> float:

@@ -44,10 +44,10 @@ def bench_runtime(kind: str, root: Path) -> None:
     from db import queries
     from db.counts import CountDelta
     from db.engine import make_engine
-    from orchestrator import testimage
     from orchestrator.loop import Orchestrator
     from policies.watch import PolicyWatcher
-    from tierserve import testing
+    from testkit import docker_image as testimage
+    from testkit import stores as testing
 
     store = testing.make_local_store(root / "store", {"bench": {1: 2.0}})
     if kind == "docker":

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import httpx
 
-from pools import toy_models
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from tierserve import toy_models
 
 MODEL = "bench"
 BODY = {"instances": [1.0, 2.0, 3.0, 4.0]}

@@ -20,10 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from base.errors import Unavailable
+from base.procs import free_port
 from pools.store import ModelStore, open_store
-from tierserve import testing
-from tierserve.errors import Unavailable
-from tierserve.procs import free_port
+from testkit import stores as testing
 
 
 def timed(fn: object) -> float:

@@ -17,8 +17,8 @@ from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from base.errors import FailedPrecondition
 from db.schema import SCHEMA_VERSION, Base, RoutingVersion, SchemaVersion
-from tierserve.errors import FailedPrecondition
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, delete, select, update
 
+from base.errors import InvalidArgument, NotFound
 from db.engine import write
 from db.schema import ExperimentRow, PlacementRow, RoutingVersion
-from tierserve.errors import InvalidArgument, NotFound
 
 Pool = Literal["hot", "cold"]
 

@@ -6,7 +6,6 @@ import argparse
 import logging
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -111,9 +110,3 @@ def run(args: argparse.Namespace) -> int:
         orch.close()  # hot instances keep running: the next orchestrator adopts them
         engine.dispose()
     return 0
-
-
-if __name__ == "__main__":
-    from tierserve.cli import main
-
-    sys.exit(main(["orchestrator", *sys.argv[1:]]))

@@ -19,10 +19,10 @@ from typing import Any
 import docker
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
+from base.errors import FailedPrecondition, Internal, TierserveError, Unavailable
+from base.names import check_model_name
 from orchestrator.runtime import GRPC_PORT, REST_PORT, Instance, InstanceSpec, Runtime
-from pools.names import check_model_name
 from pools.store import open_store
-from tierserve.errors import FailedPrecondition, Internal, TierserveError, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -23,14 +23,14 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine
 
+from base.errors import TierserveError
+from base.names import is_valid_model_name
 from db import queries
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from orchestrator.status import Metrics
 from policies.decide import Action, HotModel, Rates, decide
 from policies.schema import Policy
 from policies.watch import PolicyWatcher
-from pools.names import is_valid_model_name
-from tierserve.errors import TierserveError
 
 log = logging.getLogger(__name__)
 

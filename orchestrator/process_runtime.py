@@ -18,11 +18,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from base.errors import Internal
+from base.names import check_model_name
+from base.procs import free_port, tierserve_command
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
-from pools.names import check_model_name
 from pools.store import open_store
-from tierserve.errors import Internal
-from tierserve.procs import free_port, tierserve_command
 
 log = logging.getLogger(__name__)
 

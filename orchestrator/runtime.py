@@ -53,7 +53,7 @@ class Runtime(ABC):
     @abstractmethod
     def start(self, spec: InstanceSpec) -> Instance:
         """Start a server for `spec.model` (returns at once; readiness is the loop's job).
-        Raises tierserve.errors.TierserveError when it cannot."""
+        Raises base.errors.TierserveError when it cannot."""
 
     @abstractmethod
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:

@@ -21,7 +21,7 @@ from pydantic import (
     model_validator,
 )
 
-from pools.names import is_valid_model_name
+from base.names import is_valid_model_name
 from router.experiments import ExperimentSpec
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")

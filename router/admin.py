@@ -21,12 +21,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
+from base.errors import NotFound
+from base.names import MODEL_NAME_RE
 from db import queries
 from db.counts import Stats
-from pools.names import MODEL_NAME_RE
 from router.experiments import ExperimentSpec, ExperimentUpdate
 from router.state import RouterState, get_state
-from tierserve.errors import NotFound
 
 bearer = HTTPBearer(auto_error=False, description="TIERSERVE_ADMIN_TOKEN")
 ModelParam = Annotated[str, Path(pattern=MODEL_NAME_RE.pattern, max_length=128)]

@@ -13,6 +13,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 from starlette.routing import Route
 
+from base.http_errors import install_error_handlers
+from base.version import __version__
 from db.engine import make_engine
 from router import proxy
 from router.admin import admin
@@ -23,8 +25,6 @@ from router.metrics import RouterMetrics
 from router.state import RouterState
 from router.table import RoutingTable
 from router.ui import ui
-from tierserve import __version__
-from tierserve.http_errors import install_error_handlers
 
 log = logging.getLogger(__name__)
 METRICS_LABEL_REFRESH_S = 10.0

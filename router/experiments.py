@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from pools.names import MODEL_NAME_RE
+from base.names import MODEL_NAME_RE
 
 ModelName = Annotated[str, Field(pattern=MODEL_NAME_RE.pattern, max_length=128)]
 Label = Annotated[str, Field(pattern=MODEL_NAME_RE.pattern, max_length=128)]

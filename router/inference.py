@@ -10,6 +10,8 @@ from http import HTTPStatus
 
 from fastapi import Request, Response
 
+from base.errors import InvalidArgument, TierserveError, Unavailable
+from base.http_errors import error_response
 from db import queries
 from router import paths, split
 from router.experiments import ExperimentSpec, Shadow, Variant
@@ -17,8 +19,6 @@ from router.paths import ModelPath
 from router.proxy import BackendAnswer, BackendUnreachable, forward
 from router.state import RouterState
 from router.table import Route
-from tierserve.errors import InvalidArgument, TierserveError, Unavailable
-from tierserve.http_errors import error_response
 
 
 class PayloadTooLarge(InvalidArgument):

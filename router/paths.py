@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from pools.names import is_valid_model_name, parse_version
-from tierserve.errors import InvalidArgument
+from base.errors import InvalidArgument
+from base.names import is_valid_model_name, parse_version
 
 VERBS = ("predict", "classify", "regress")
 _PATH_RE = re.compile(

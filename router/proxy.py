@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from tierserve.errors import DeadlineExceeded, Unavailable
+from base.errors import DeadlineExceeded, Unavailable
 
 FORWARDED_HEADERS = ("content-type", "accept", "content-encoding")
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pools import toy_models
-from tierserve import testing
+from testkit import stores as testing
+from tierserve import toy_models
 
 SHARED_TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from pools import names, toy_models
-from tierserve import errors, testing
+from base import errors, names
+from testkit import stores as testing
+from tierserve import toy_models
 
 
 @pytest.mark.parametrize("name", ["a", "model-1", "M.v2_x", "x" * 128])

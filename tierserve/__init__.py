@@ -1,3 +1,5 @@
 """tierserve: a hot pool for popular TensorFlow models, a shared caching cold pool for the rest."""
 
-__version__ = "0.1.0"
+from base.version import __version__
+
+__all__ = ["__version__"]

@@ -68,7 +68,7 @@ class Tally:
 
 
 def prepare(var: Path, count: int, rate: float) -> Path:
-    from pools.toy_models import write_model
+    from tierserve.toy_models import write_model
 
     store = var / "models"
     names = model_names(count)

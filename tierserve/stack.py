@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from base.procs import ServerProcess, free_port, tierserve_command
 from policies.loader import load_policy
 from policies.schema import Policy
-from tierserve.procs import ServerProcess, free_port, tierserve_command
 
 
 @dataclass

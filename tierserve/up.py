@@ -59,7 +59,7 @@ def ensure_default_policy(var: Path, store: str | None) -> Path:
     if store is None:
         models = var / "models"
         if not models.exists():
-            from pools.toy_models import write_model
+            from tierserve.toy_models import write_model
 
             print(f"creating example models in {models}: {', '.join(EXAMPLE_MODELS)}")
             for name, versions in EXAMPLE_MODELS.items():

@@ -17,12 +17,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from base.errors import InvalidArgument, NotFound, Unavailable
+from base.http_errors import install_error_handlers
+from base.names import check_version
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
 from pools.cold.pool import ColdPool, Lease, describe
-from pools.names import check_version
-from tierserve.errors import InvalidArgument, NotFound, Unavailable
-from tierserve.http_errors import install_error_handlers
 
 # From tensorflow_serving/model_servers/http_rest_api_handler.cc
 PREDICT_RE = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"

@@ -12,9 +12,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+from base.errors import NotFound
 from pools.cold.flight import SingleFlight
 from pools.store import ModelStore
-from tierserve.errors import NotFound
 
 NEGATIVE_TTL_S = 1.0
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pools.names import is_valid_model_name, parse_version
+from base.names import is_valid_model_name, parse_version
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from base.errors import (
+    Internal,
+    NotFound,
+    ResourceExhausted,
+    TierserveError,
+    Unavailable,
+)
 from pools.cold import disk
 from pools.cold.cache import Cache, Disk, Key, Mem, Tier, key_str
 from pools.cold.config import PoolConfig
@@ -22,13 +29,6 @@ from pools.cold.metrics import PoolMetrics
 from pools.cold.modelserver_client import ModelServerClient
 from pools.cold.sender import ConfigSender
 from pools.store import ModelStore
-from tierserve.errors import (
-    Internal,
-    NotFound,
-    ResourceExhausted,
-    TierserveError,
-    Unavailable,
-)
 
 log = logging.getLogger(__name__)
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from base.errors import NotFound, TierserveError, Unavailable, from_grpc_code
 from pools.cold.protos import (
     file_system_storage_path_source_pb2,
     get_model_status_pb2,
@@ -18,7 +19,6 @@ from pools.cold.protos import (
     model_server_config_pb2,
     model_service_pb2_grpc,
 )
-from tierserve.errors import NotFound, TierserveError, Unavailable, from_grpc_code
 
 _State = get_model_status_pb2.ModelVersionStatus.State
 

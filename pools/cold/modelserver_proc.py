@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tierserve.procs import free_port, tierserve_command
+from base.procs import free_port, tierserve_command
 
 PR_SET_PDEATHSIG = 1
 

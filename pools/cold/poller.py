@@ -14,9 +14,9 @@ import asyncio
 import logging
 import time
 
+from base.errors import NotFound, TierserveError, Unavailable
 from pools.cold.cache import Disk, Key, Mem
 from pools.cold.pool import ColdPool
-from tierserve.errors import NotFound, TierserveError, Unavailable
 
 log = logging.getLogger(__name__)
 

@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from base.errors import NotFound, Unavailable, from_code_name
+from base.names import check_model_name
 from pools.cold import disk
 from pools.cold.cache import Bounds, Cache, Disk, Entry, Key, Mem, Tier
 from pools.cold.catalog import Catalog
@@ -23,9 +25,7 @@ from pools.cold.metrics import PoolMetrics
 from pools.cold.modelserver_client import ModelServerClient
 from pools.cold.sender import ConfigSender
 from pools.eviction import make_policy
-from pools.names import check_model_name
 from pools.store import ModelStore
-from tierserve.errors import NotFound, Unavailable, from_code_name
 
 log = logging.getLogger(__name__)
 

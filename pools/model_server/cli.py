@@ -93,11 +93,11 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    from base.errors import InvalidArgument, TierserveError
     from pools.model_server.grpc_service import make_server
     from pools.model_server.manager import ModelManager
     from pools.model_server.metrics import Metrics
     from pools.model_server.servable import Servable
-    from tierserve.errors import InvalidArgument, TierserveError
 
     _set_tf_threads(args)
     own_cache = not args.model_cache_dir

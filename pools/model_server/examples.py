@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from tierserve.errors import InvalidArgument
+from base.errors import InvalidArgument
 
 REGRESS = "regress"
 CLASSIFY = "classify"

@@ -21,11 +21,11 @@ from tensorflow_serving.apis import (
     regression_pb2,
 )
 
+from base.errors import InvalidArgument, TierserveError
 from pools.model_server import examples
 from pools.model_server.manager import ModelManager
 from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
-from tierserve.errors import InvalidArgument, TierserveError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

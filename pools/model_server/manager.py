@@ -12,11 +12,11 @@ from typing import Any
 
 import grpc
 
+from base.errors import NotFound, TierserveError
 from pools.model_server import config as configs
 from pools.model_server.memory import MemoryReleaser
 from pools.model_server.model import AVAILABLE, ModelEntry, VersionState
 from pools.model_server.sources import open_source
-from tierserve.errors import NotFound, TierserveError
 
 log = logging.getLogger(__name__)
 

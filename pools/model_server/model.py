@@ -10,9 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pools.model_server.sources import VersionSource
-from pools.model_server.versions import VersionPolicy, to_unload
-from tierserve.errors import (
+from base.errors import (
     DeadlineExceeded,
     Internal,
     InvalidArgument,
@@ -20,6 +18,8 @@ from tierserve.errors import (
     TierserveError,
     Unavailable,
 )
+from pools.model_server.sources import VersionSource
+from pools.model_server.versions import VersionPolicy, to_unload
 
 log = logging.getLogger(__name__)
 

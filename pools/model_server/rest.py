@@ -13,12 +13,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from base.errors import InvalidArgument, TierserveError
+from base.http_errors import error_response, install_error_handlers
 from pools.model_server import examples, signatures, tensors
 from pools.model_server.manager import ModelManager
 from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
-from tierserve.errors import InvalidArgument, TierserveError
-from tierserve.http_errors import error_response, install_error_handlers
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
+from base.errors import FailedPrecondition, InvalidArgument, NotFound
 from pools.model_server import signatures
-from tierserve.errors import FailedPrecondition, InvalidArgument, NotFound
 
 DEFAULT_SIGNATURE = "serving_default"
 

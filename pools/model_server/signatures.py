@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from tierserve.errors import FailedPrecondition
+from base.errors import FailedPrecondition
 
 SERVE_TAG = "serve"
 

@@ -8,8 +8,8 @@ import shutil
 from pathlib import Path
 from typing import Protocol
 
+from base.errors import NotFound
 from pools.store.base import version_folders
-from tierserve.errors import NotFound
 
 
 class VersionSource(Protocol):

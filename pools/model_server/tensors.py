@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from tierserve.errors import InvalidArgument
+from base.errors import InvalidArgument
 
 Form = Literal["row", "columnar"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import PurePosixPath
 from urllib.parse import unquote, urlparse
 
+from base.errors import InvalidArgument
 from pools.store.base import SAVED_MODEL_FILES, ModelStore, version_folders
 from pools.store.local import LocalStore
 from pools.store.s3 import S3Store
-from tierserve.errors import InvalidArgument
 
 __all__ = ["SAVED_MODEL_FILES", "LocalStore", "ModelStore", "S3Store", "open_store",
            "split_base_path", "version_folders"]

@@ -13,8 +13,8 @@ import tempfile
 from abc import ABC, abstractmethod
 from pathlib import Path
 
-from pools.names import check_model_name, check_version, is_valid_model_name, parse_version
-from tierserve.errors import InvalidArgument, NotFound
+from base.errors import InvalidArgument, NotFound
+from base.names import check_model_name, check_version, is_valid_model_name, parse_version
 
 SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
 TMP_PREFIX = ".tmp-"

@@ -7,8 +7,8 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+from base.errors import InvalidArgument, NotFound
 from pools.store.base import TMP_PREFIX, ModelStore
-from tierserve.errors import InvalidArgument, NotFound
 
 
 class LocalStore(ModelStore):

@@ -13,8 +13,8 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
+from base.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
 from pools.store.base import ModelStore
-from tierserve.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
 
 T = TypeVar("T")
 

@@ -11,9 +11,9 @@ from typing import Any
 import httpx
 import pytest
 
-from pools import toy_models
-from tierserve import testing
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from testkit import stores as testing
+from tierserve import toy_models
 
 
 class Pool:

@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 
+from base.procs import ServerProcess, free_port, tierserve_command
 from tests.cold.conftest import Pool, expected, upload_version
-from tierserve.procs import ServerProcess, free_port, tierserve_command
 
 XS = [1.0, -1.0]
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from pools import toy_models
+from base.procs import ServerProcess, free_port, tierserve_command
 from tests.tierserve.proctree import cmdline, descendants
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from tierserve import toy_models
 
 
 def test_pool_exits_when_its_model_server_dies(tmp_path: Path, toy_template: Path,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import InvalidArgument, NotFound
 from pools.cold import disk
 from pools.cold.app import Target, parse_path
-from tierserve.errors import InvalidArgument, NotFound
 
 
 def whole(path: Path, size: int = 10) -> None:

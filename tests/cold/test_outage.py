@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from base.procs import free_port
+from testkit import stores as testing
 from tests.cold.conftest import expected, start_pool, upload_version
-from tierserve import testing
-from tierserve.procs import free_port
 
 XS = [1.0, 4.0]
 

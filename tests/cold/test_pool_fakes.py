@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import Internal, NotFound, Unavailable
 from pools.cold.config import PoolConfig
 from pools.cold.modelserver_client import ABSENT, ModelList, VersionStatus
 from pools.cold.pool import ColdPool
-from tierserve.errors import Internal, NotFound, Unavailable
 
 
 class FakeStore:

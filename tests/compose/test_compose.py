@@ -17,11 +17,11 @@ import boto3
 import httpx
 import pytest
 
-from pools import toy_models
+from testkit import stores as testing
 from tests.compose import prometheus
 from tests.compose import stack as st
 from tests.compose.test_monitoring_config import dashboard_queries
-from tierserve import testing
+from tierserve import toy_models
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 

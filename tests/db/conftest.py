@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tierserve.procs import free_port
+from base.procs import free_port
 
 
 def _pg_bin(name: str) -> str | None:

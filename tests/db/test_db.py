@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from base.errors import FailedPrecondition, InvalidArgument, NotFound
 from db import histogram, queries
 from db.engine import make_engine
-from tierserve.errors import FailedPrecondition, InvalidArgument, NotFound
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

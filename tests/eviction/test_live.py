@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tierserve import testing
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from testkit import stores as testing
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pools import toy_models
 from tests.conftest import half_plus_two_dir
 from tests.model_server.helpers import ModelServer, config_text, start_model_server
+from tierserve import toy_models
 
 # m1: y = 2x (v1); m2: v1 y = 3x, v2 y = 4x + 1 (latest); m3: every version, labels.
 # live: changed by test_live_versions while the server runs.

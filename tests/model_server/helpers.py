@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
 
 
 @dataclass

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from base.errors import InvalidArgument
 from pools.model_server import config
 from pools.model_server.versions import VersionPolicy, to_unload
-from tierserve.errors import InvalidArgument
 
 TEXT = """
 model_config_list {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pools import toy_models
 from tests.model_server.helpers import ModelServer, metric, wait_for
+from tierserve import toy_models
 
 
 def test_edited_config_file_adds_and_removes_a_model(served: ModelServer, served_config: Path,

@@ -7,9 +7,9 @@ import pytest
 from tensorflow.core.example import example_pb2
 from tensorflow_serving.apis import classification_pb2, regression_pb2
 
+from base.errors import InvalidArgument
 from pools.model_server import examples
 from tests.model_server.helpers import ModelServer
-from tierserve.errors import InvalidArgument
 
 
 def test_json_features_become_typed_tf_examples() -> None:

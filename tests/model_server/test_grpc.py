@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
-from pools import toy_models
 from tests.model_server.helpers import ModelServer
+from tierserve import toy_models
 
 
 def predict_request(name: str, xs: list[float], version: int | None = None,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 
-from pools import toy_models
 from tests.model_server.helpers import ModelServer, wait_for
+from tierserve import toy_models
 
 MAX_REQUESTS = 20_000  # a bound, not a target: the loop ends once the new version answers
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
+from base.errors import FailedPrecondition, NotFound, Unavailable
 from pools.model_server import config as configs
 from pools.model_server.manager import ModelManager, Unknown
 from pools.model_server.model import ModelEntry
-from tierserve.errors import FailedPrecondition, NotFound, Unavailable
 
 
 class FakeSource:

@@ -9,8 +9,8 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
-from pools import toy_models
 from tests.model_server.helpers import ModelServer, metric, reload_request, start_model_server
+from tierserve import toy_models
 
 LOADS = "tierserve_model_server_model_loads_total"
 

@@ -8,8 +8,8 @@ import json
 import httpx
 import pytest
 
-from pools import toy_models
 from tests.model_server.helpers import ModelServer, metric
+from tierserve import toy_models
 
 OK = {"error_code": "OK", "error_message": ""}
 

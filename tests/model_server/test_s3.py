@@ -7,9 +7,9 @@ from pathlib import Path
 import grpc
 import pytest
 
-from pools import toy_models
+from testkit import stores as testing
 from tests.model_server.helpers import reload_request, start_model_server, wait_for
-from tierserve import testing
+from tierserve import toy_models
 
 
 def test_s3_base_path_is_served_and_polled(moto_s3: str, s3_bucket: str, log_dir: Path,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import httpx
 
-from pools import toy_models
 from tests.model_server.helpers import metric, start_model_server, wait_for
+from tierserve import toy_models
 
 SIZE = 150_000
 

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from base.errors import InvalidArgument
 from pools.model_server import tensors
-from tierserve.errors import InvalidArgument
 
 F32 = {"x": np.dtype(np.float32)}
 STR = {"data_bytes": np.dtype(object)}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tierserve import testing
+from testkit import stores as testing
 
 REPO = Path(__file__).resolve().parents[2]
 # y = a*x for these models; the tests check predictions against a.
@@ -31,7 +31,7 @@ def docker_engine() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def test_image(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> str:
     from orchestrator.docker_runtime import DockerRuntime
-    from orchestrator.testimage import ensure_test_image
+    from testkit.docker_image import ensure_test_image
 
     runtime = DockerRuntime(tmp_path_factory.mktemp("img"), scope="testimage")
     try:

@@ -7,8 +7,8 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from base.errors import Internal
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
-from tierserve.errors import Internal
 
 POLICY = """
 store: /srv/models

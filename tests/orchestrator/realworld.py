@@ -14,11 +14,11 @@ import httpx
 import yaml
 from sqlalchemy import Engine
 
+from base.procs import ServerProcess, free_port, tierserve_command
 from db import queries
 from db.counts import CountDelta
 from db.engine import make_engine
 from orchestrator.runtime import Instance, Runtime
-from tierserve.procs import ServerProcess, free_port, tierserve_command
 
 T = TypeVar("T")
 
@@ -30,8 +30,8 @@ def make_runtime(kind: str, root: Path, scope: str,
     Docker needs the locally built test image: request the `test_image` fixture first.
     """
     if kind == "docker":
-        from orchestrator import testimage
         from orchestrator.docker_runtime import DockerRuntime
+        from testkit import docker_image as testimage
 
         container = testimage.container_settings(**limits).model_dump(mode="json")
         return DockerRuntime(root / "state", scope), container

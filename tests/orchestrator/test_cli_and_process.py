@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from base.procs import tierserve_command
 from db import queries
 from db.engine import make_engine
 from orchestrator.process_runtime import ProcessRuntime
 from orchestrator.runtime import InstanceSpec
 from policies.schema import ContainerSettings
-from tierserve.procs import tierserve_command
 
 from .conftest import REPO
 from .realworld import policy_dict, wait_for
@@ -104,7 +104,7 @@ def test_ensure_dockerd_is_idempotent(docker_engine: None) -> None:
 
 
 def test_testimage_module_builds_the_image(docker_engine: None) -> None:
-    result = subprocess.run([sys.executable, "-m", "orchestrator.testimage"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "testkit.docker_image"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("tierserve-test:local")

@@ -12,12 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestrator import testimage
+from base.errors import TierserveError
 from orchestrator.docker_runtime import DockerRuntime
 from orchestrator.runtime import InstanceSpec
-from pools.toy_models import expected
-from tierserve import testing
-from tierserve.errors import TierserveError
+from testkit import docker_image as testimage
+from testkit import stores as testing
+from tierserve.toy_models import expected
 
 from .conftest import MODELS
 from .realworld import wait_for

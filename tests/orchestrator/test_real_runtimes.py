@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pools.toy_models import expected
+from tierserve.toy_models import expected
 
 from .conftest import MODELS
 from .realworld import World, make_runtime, policy_dict, wait_for

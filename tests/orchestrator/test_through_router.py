@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pools.toy_models import expected
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from tierserve.toy_models import expected
 
 from .conftest import MODELS
 from .realworld import World, make_runtime, policy_dict, wait_for

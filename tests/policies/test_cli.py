@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tierserve.procs import tierserve_command
+from base.procs import tierserve_command
 
 from .test_loader import EXAMPLE
 

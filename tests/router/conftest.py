@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from pools import toy_models
-from tierserve.procs import ServerProcess, free_port, tierserve_command
+from base.procs import ServerProcess, free_port, tierserve_command
+from tierserve import toy_models
 
 REPO = Path(__file__).resolve().parents[2]
 ADMIN_TOKEN = "test-admin-token"

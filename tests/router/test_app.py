@@ -12,12 +12,12 @@ import httpx
 import pytest
 from sqlalchemy import Engine, text
 
+from base.procs import free_port
 from db import queries
 from db.engine import make_engine
 from router.app import create_app
 from router.config import RouterConfig
 from tests.router.conftest import start_fake_backend
-from tierserve.procs import free_port
 
 TOKEN = "t0ken"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from base.errors import InvalidArgument
 from router import paths
 from router.config import RouterConfig
 from router.experiments import ExperimentSpec
 from router.metrics import OTHER, RouterMetrics, top_models
-from tierserve.errors import InvalidArgument
 
 
 @pytest.mark.parametrize(("method", "path", "expected"), [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from base.errors import DeadlineExceeded, Unavailable
 from router.proxy import BackendUnreachable, forward
-from tierserve.errors import DeadlineExceeded, Unavailable
 
 
 def _client(error: Exception) -> httpx.AsyncClient:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tierserve import testing
+from testkit import stores as testing
 
 # name -> {version: a}; "m2" also has a version folder spelled with leading zeros.
 MODELS: dict[str, dict[int, float]] = {"m1": {1: 1.0, 2: 2.0}, "m2": {3: 3.0}, "alpha.v2": {7: 0.5}}

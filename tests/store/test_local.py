@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from pools import toy_models
+from base.errors import InvalidArgument, NotFound
 from pools.store import LocalStore, ModelStore, open_store, split_base_path
-from tierserve.errors import InvalidArgument, NotFound
-from tierserve.testing import make_local_store
+from testkit.stores import make_local_store
+from tierserve import toy_models
 
 
 @pytest.fixture

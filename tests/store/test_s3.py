@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from base.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from base.procs import free_port
 from pools.store import S3Store, open_store
 from pools.store.s3 import make_client
-from tierserve import testing
-from tierserve.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
-from tierserve.procs import free_port
+from testkit import stores as testing
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from base.procs import tierserve_command
 from tests.tierserve.proctree import alive, cmdline, descendants
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
-from tierserve.procs import tierserve_command
 
 
 def test_traffic_plan_moves_the_star() -> None:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from pools import toy_models
+from base.procs import free_port, tierserve_command
 from tests.tierserve.proctree import alive, descendants
-from tierserve.procs import free_port, tierserve_command
+from tierserve import toy_models
 
 
 def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None:

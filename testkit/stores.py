@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pools import toy_models
-from tierserve.procs import ServerProcess, free_port
+from base.procs import ServerProcess, free_port
+from tierserve import toy_models
 
 S3_ENV = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tierserve.errors import InvalidArgument
+from base.errors import InvalidArgument
 
 MODEL_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 

@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from tierserve.errors import TierserveError, Unavailable
+from base.errors import TierserveError, Unavailable
 
 
 def error_response(exc: TierserveError) -> JSONResponse:

@@ -4,7 +4,7 @@ The image is an imported tarball holding only a directory skeleton (and the host
 /lib* symlinks on a merged-/usr system); at run time the host's /usr, the Python runtime
 this process runs on and the project checkout (with its virtual environment) are mounted
 read-only at their own paths. Paths come from `sys.executable` and this file's location, so
-it works wherever the checkout lives. Run `python -m orchestrator.testimage` to build it.
+it works wherever the checkout lives. Run `python -m testkit.docker_image` to build it.
 """
 
 from __future__ import annotations
