@@ -22,10 +22,12 @@ up: install
 
 test: test-deps
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q -p no:cacheprovider --durations=25
 
 lint:
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 bench: install
 	$(BIN)/tierserve bench
