@@ -1,4 +1,4 @@
-"""Session-wide real components: moto's S3 server, the toy model template, log folder."""
+"""Session-wide real components: moto's S3 server, the toy and half_plus_two models, log folder."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from testkit import half_plus_two
 from testkit import stores as testing
 from tierserve import toy_models
-
-SHARED_TESTDATA = Path(__file__).resolve().parents[1].parent / "shared" / "testdata"
 
 # TensorFlow's C++ logging drowns test output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -58,9 +57,7 @@ def s3_bucket(moto_s3: str, request: pytest.FixtureRequest) -> str:
     return bucket
 
 
-def half_plus_two_dir() -> Path:
-    """TF Serving's own half_plus_two test models (skips when the shared folder is absent)."""
-    path = SHARED_TESTDATA / "saved_model_half_plus_two_cpu"
-    if not path.exists():
-        pytest.skip(f"{path} not present")
-    return path
+@pytest.fixture(scope="session")
+def half_plus_two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """TF Serving's half_plus_two test models, built once per session by testkit."""
+    return half_plus_two.write_models(tmp_path_factory.mktemp("half-plus-two"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,21 @@ def test_toy_models_predict(tmp_path: Path, toy_template: Path) -> None:
         model = tf.saved_model.load(str(tmp_path / "m" / str(version)))
         y = model.signatures["serving_default"](x=tf.constant([1.0, 4.0]))["y"].numpy()
         assert list(y) == toy_models.expected(a, 0.5, [1.0, 4.0])
+
+
+def test_toy_model_builder_leaves_no_template_behind(tmp_path: Path) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    script = ("import sys; from tierserve import toy_models as t; "
+              "t.write_model(sys.argv[1], 'm', {1: 2.0}); print(t.template_dir())")
+    run = subprocess.run([sys.executable, "-c", script, str(tmp_path / "store")], check=True,
+                         env={**os.environ, "TMPDIR": str(temp)}, timeout=120,
+                         capture_output=True, text=True)
+    template = Path(run.stdout.strip())
+    assert template.parent.name.startswith("tierserve-template-")
+    assert template.parent.parent == temp and not template.parent.exists()
+    assert (tmp_path / "store" / "m" / "1" / "saved_model.pb").is_file()
+    assert list(temp.glob("tierserve-template-*")) == []
 
 
 def test_moto_round_trip(moto_s3: str, s3_bucket: str, tmp_path: Path,

@@ -14,6 +14,7 @@ Signatures:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -57,12 +58,19 @@ def _build_template(target: Path) -> None:
         raise RuntimeError(f"template lacks its {PARAMS_ASSET} asset")
 
 
+def _remove_template(root: Path, owner: int) -> None:
+    # A forked child inherits the hook; only the process that built the template removes it.
+    if os.getpid() == owner:
+        shutil.rmtree(root, ignore_errors=True)
+
+
 def template_dir() -> Path:
-    """A SavedModel version folder to copy from, built once per process."""
+    """A SavedModel version folder to copy from, built once per process, removed at its exit."""
     global _template_dir
     with _template_lock:
         if _template_dir is None or not _template_dir.exists():
             root = Path(tempfile.mkdtemp(prefix="tierserve-template-"))
+            atexit.register(_remove_template, root, os.getpid())
             _build_template(root / "1")
             _template_dir = root / "1"
         return _template_dir

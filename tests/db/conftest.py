@@ -44,12 +44,14 @@ def _as_owner(uid: int | None, gid: int | None) -> Callable[[], None] | None:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """`postgresql+psycopg://...` of a throwaway server on 127.0.0.1 (skips when absent)."""
+    """`postgresql+psycopg://...` of a throwaway server on 127.0.0.1.
+
+    Skips only when the PostgreSQL server programs (a system package) are absent; psycopg is
+    in the `test` extra, so a missing psycopg fails the run.
+    """
+    import psycopg  # noqa: F401
+
     initdb, postgres = _pg_bin("initdb"), _pg_bin("postgres")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        pytest.skip("psycopg is not installed")
     if initdb is None or postgres is None:
         pytest.skip("PostgreSQL server programs are not installed")
     uid = gid = None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import half_plus_two_dir
+from testkit import half_plus_two
 from tests.model_server.helpers import ModelServer, config_text, start_model_server
 from tierserve import toy_models
 
@@ -37,10 +37,12 @@ def served_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def served(store_root: Path, log_dir: Path, served_config: Path) -> Iterator[ModelServer]:
-    half = half_plus_two_dir()
+def served(store_root: Path, log_dir: Path, served_config: Path,
+           half_plus_two_models: Path) -> Iterator[ModelServer]:
     models = {name: str(store_root / name) for name in [*TOYS, "corrupt", "empty"]}
-    models["half_plus_two"] = str(half)
+    half = half_plus_two_models
+    models["half_plus_two"] = str(half / half_plus_two.CPU_MODEL)
+    models["half_plus_two_2_versions"] = str(half / half_plus_two.TWO_VERSIONS_MODEL)
     extra = {"m3": 'model_version_policy { all {} } '
                    'version_labels { key: "stable" value: 1 } '
                    'version_labels { key: "canary" value: 2 }'}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,6 +13,8 @@ from tests.model_server.helpers import ModelServer, metric
 from tierserve import toy_models
 
 OK = {"error_code": "OK", "error_message": ""}
+# TF Serving's own answer for its half_plus_two (tensorflow_serving/servables/tensorflow/testdata).
+TF_SERVING_METADATA = Path(__file__).with_name("half_plus_two_model_metadata.json")
 
 
 def test_status_of_a_model_and_of_one_version(served: ModelServer) -> None:
@@ -65,11 +68,22 @@ def test_tf_servings_own_half_plus_two(served: ModelServer) -> None:
     assert served.states("half_plus_two") == {123: "AVAILABLE"}
 
 
-def test_metadata_matches_tf_servings_shape(served: ModelServer) -> None:
-    from tests.conftest import SHARED_TESTDATA
+def test_two_version_model_serves_its_latest_version(served: ModelServer) -> None:
+    assert served.states("half_plus_two_2_versions") == {124: "AVAILABLE"}
+    latest = served.predict("half_plus_two_2_versions", {"instances": [[1.0], [4.0]]},
+                            "/versions/124")
+    assert latest.json() == {"predictions": [[2.5], [4.0]]}
+    assert served.predict("half_plus_two_2_versions", {"instances": [[1.0]]},
+                          "/versions/123").status_code == 404
+    sigs = httpx.get(f"{served.rest}/v1/models/half_plus_two_2_versions/metadata").json()
+    assert set(sigs["metadata"]["signature_def"]["signature_def"]) == {
+        "serving_default", "classify_x_to_y", "regress_x_to_y", "regress_x_to_y2",
+        "regress_x2_to_y3", "classify_x2_to_y3"}
 
+
+def test_metadata_matches_tf_servings_shape(served: ModelServer) -> None:
     got = httpx.get(f"{served.rest}/v1/models/half_plus_two/metadata").json()
-    expected = json.loads((SHARED_TESTDATA / "half_plus_two_model_metadata.json").read_text())
+    expected = json.loads(TF_SERVING_METADATA.read_text())
     expected["model_spec"]["name"] = "half_plus_two"
     assert got == expected
     toy = httpx.get(f"{served.rest}/v1/models/m3/versions/1/metadata").json()

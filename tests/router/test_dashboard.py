@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.router.conftest import ADMIN_TOKEN, RouterProcess
+# selenium is in the `test` extra, imported plainly: a missing one fails the run, never skips it.
+from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
+from selenium.webdriver.common.by import By
 
-selenium = pytest.importorskip("selenium")
-from selenium import webdriver  # noqa: E402
-from selenium.common.exceptions import WebDriverException  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
+from tests.router.conftest import ADMIN_TOKEN, RouterProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None
                                 or shutil.which("chromedriver") is None,
