@@ -13,8 +13,8 @@ from fastapi import Request, Response
 from base.errors import InvalidArgument, TierserveError, Unavailable
 from base.http_errors import error_response
 from db import queries
+from policies.experiments import ExperimentSpec, Shadow, Variant
 from router import paths, split
-from router.experiments import ExperimentSpec, Shadow, Variant
 from router.paths import ModelPath
 from router.proxy import BackendAnswer, BackendUnreachable, forward
 from router.state import RouterState

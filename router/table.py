@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from db import queries
 from db.routing import Placement
-from router.experiments import ExperimentSpec
+from policies.experiments import ExperimentSpec
 
 log = logging.getLogger(__name__)
 

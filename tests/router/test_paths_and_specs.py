@@ -6,9 +6,9 @@ import pytest
 from pydantic import ValidationError
 
 from base.errors import InvalidArgument
+from policies.experiments import ExperimentSpec
 from router import paths
 from router.config import RouterConfig
-from router.experiments import ExperimentSpec
 from router.metrics import OTHER, RouterMetrics, top_models
 
 

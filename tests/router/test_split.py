@@ -9,8 +9,8 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies.experiments import ExperimentSpec
 from router import split
-from router.experiments import ExperimentSpec
 from router.inference import choose_arm
 
 

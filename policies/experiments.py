@@ -1,4 +1,4 @@
-"""A/B experiment specs (pydantic): what the admin API, the CLI and the db accept.
+"""A/B experiment specs (pydantic): what the policy YAML, the admin API, the CLI and the db accept.
 
 Errors name the field at fault, e.g. `variants.1.weight` or `variants`.
 """
