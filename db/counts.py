@@ -156,7 +156,7 @@ def model_stats(engine: Engine, window_s: float, now: float, limit: int | None =
 
 
 def experiment_stats(engine: Engine, name: str, window_s: float, now: float) -> list[Stats]:
-    """Per variant of experiment `name` (shadow arms as separate entries)."""
+    """Per variant of experiment `name` (the shadow variant as a separate entry)."""
     query = (select(T.c.variant, T.c.shadow, T.c.model, *_sums())
              .where(_since(window_s, now), T.c.experiment == name)
              .group_by(T.c.variant, T.c.shadow, T.c.model))

@@ -40,8 +40,8 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
     series = minute_series(engine, SPARK_MINUTES, now)
     experiments = []
     for spec in queries.list_experiments(engine):
-        arms = queries.experiment_stats(engine, spec["name"], 3600.0, now)
-        experiments.append({"spec": spec, "variants": [stats_json(s) for s in arms]})
+        per_variant = queries.experiment_stats(engine, spec["name"], 3600.0, now)
+        experiments.append({"spec": spec, "variants": [stats_json(s) for s in per_variant]})
     models = []
     for name in sorted(set(placements) | set(stats) | set(series)):
         p = placements.get(name)

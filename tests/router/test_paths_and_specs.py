@@ -77,12 +77,12 @@ def test_experiment_errors_name_the_field() -> None:
                                              "label": "x"}]}) == [("variants", 0)]
 
 
-def test_experiment_arms() -> None:
+def test_experiment_variant_names() -> None:
     spec = ExperimentSpec.model_validate({"name": "e", "variants": [
         {"model": "m", "version": 1, "weight": 50}, {"model": "m", "version": 2, "weight": 50}],
         "shadow": {"model": "m", "label": "next", "percent": 5}})
-    assert [v.arm for v in spec.variants] == ["m.v1", "m.v2"]
-    assert spec.shadow is not None and spec.shadow.arm == "m.next"
+    assert [v.variant_name for v in spec.variants] == ["m.v1", "m.v2"]
+    assert spec.shadow is not None and spec.shadow.variant_name == "m.next"
     assert ExperimentSpec.model_validate(spec.stored()) == spec
 
 
