@@ -64,3 +64,7 @@ def half_plus_two_dir() -> Path:
     if not path.exists():
         pytest.skip(f"{path} not present")
     return path
+
+
+# A throwaway PostgreSQL server (db tests, and the router through a db outage).
+from testkit.postgres import postgres_db, postgres_url  # noqa: E402, F401

@@ -1,11 +1,13 @@
-"""A real PostgreSQL server for the db tests, when its programs are installed.
+"""A real, throwaway PostgreSQL server for tests, when its programs are installed.
 
 initdb and postgres refuse to run as root, so under root the cluster belongs to
-`nobody`. Each test gets a database of its own.
+`nobody`. Each test gets a database of its own (`postgres_db`); `outage` makes one
+database refuse every connection for a while, as a db that went away would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import pwd
@@ -13,6 +15,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -83,9 +86,8 @@ def postgres_url() -> Iterator[str]:
 
 
 def _wait_for_postgres(url: str, timeout: float = 30.0) -> None:
-    import time
-
     from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
 
     deadline = time.monotonic() + timeout
     engine = create_engine(url)
@@ -95,7 +97,7 @@ def _wait_for_postgres(url: str, timeout: float = 30.0) -> None:
                 with engine.connect() as conn:
                     conn.execute(text("SELECT 1"))
                 return
-            except Exception:
+            except OperationalError:  # not accepting connections yet
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
@@ -117,3 +119,23 @@ def postgres_db(postgres_url: str) -> str:
         conn.execute(text(f"CREATE DATABASE {name}"))
     admin.dispose()
     return postgres_url.rsplit("/", 1)[0] + f"/{name}"
+
+
+@contextlib.contextmanager
+def outage(db_url: str) -> Iterator[None]:
+    """The database of `db_url` refuses new connections and loses its open ones, until
+    the block ends: what its clients see when the server goes away."""
+    from sqlalchemy import create_engine, text
+
+    server, name = db_url.rsplit("/", 1)
+    admin = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"))
+            conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                              "WHERE datname = :name"), {"name": name})
+        yield
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f"ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"))
+        admin.dispose()
