@@ -39,6 +39,20 @@ class CountDelta:
     def key(self) -> tuple[str, str, str, int, bool]:
         return (self.model, self.experiment, self.variant, self.minute, self.shadow)
 
+    def record(self, latency_s: float, error: bool) -> None:
+        """Add one request."""
+        self.count += 1
+        self.errors += int(error)
+        self.latency_sum += latency_s
+        self.hist[histogram.bucket_of(latency_s)] += 1
+
+    def merge(self, other: CountDelta) -> None:
+        """Add every request of `other` (same key)."""
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum += other.latency_sum
+        histogram.merge_into(self.hist, other.hist)
+
 
 @dataclass(frozen=True)
 class Stats:

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
 
 from base.errors import TierserveError
 from base.names import is_valid_model_name
 from db import queries
+from db.queries import Engine
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from orchestrator.status import Metrics
 from policies.decide import Action, HotModel, Rates, decide

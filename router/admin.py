@@ -24,7 +24,7 @@ from pydantic import BaseModel, Field, ValidationError
 from base.errors import NotFound
 from base.names import MODEL_NAME_RE
 from db import queries
-from db.counts import Stats
+from db.queries import Stats
 from policies.experiments import ExperimentSpec, ExperimentUpdate
 from router.state import RouterState, get_state
 

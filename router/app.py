@@ -10,12 +10,11 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import Engine
 from starlette.routing import Route
 
 from base.http_errors import install_error_handlers
 from base.version import __version__
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from router import proxy
 from router.admin import admin
 from router.config import RouterConfig

@@ -11,10 +11,8 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import Engine
-
-from db import histogram, queries
-from db.counts import CountDelta
+from db import queries
+from db.queries import CountDelta, Engine
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +35,7 @@ class Counter:
             delta = self._pending[key] = CountDelta(model=model, minute=minute,
                                                     experiment=experiment, variant=variant,
                                                     shadow=shadow)
-        delta.count += 1
-        delta.errors += int(error)
-        delta.latency_sum += latency_s
-        delta.hist[histogram.bucket_of(latency_s)] += 1
+        delta.record(latency_s, error)
 
     def pending_requests(self) -> int:
         return sum(d.count for d in self._pending.values())
@@ -66,10 +61,7 @@ class Counter:
             if new is None:
                 self._pending[key] = old
                 continue
-            new.count += old.count
-            new.errors += old.errors
-            new.latency_sum += old.latency_sum
-            histogram.merge_into(new.hist, old.hist)
+            new.merge(old)
 
     async def flush_forever(self, interval: float) -> None:
         while True:

@@ -14,10 +14,9 @@ import threading
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
 from db import queries
-from db.routing import Placement
+from db.queries import Engine, Placement
 from policies.experiments import ExperimentSpec
 
 log = logging.getLogger(__name__)

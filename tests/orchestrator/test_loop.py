@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import Engine
 
 from db import queries
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from orchestrator.loop import Orchestrator
 from policies.decide import Rates
 from policies.schema import Policy

@@ -10,11 +10,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
 from base.procs import free_port
 from db import queries
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from router.app import create_app
 from router.config import RouterConfig
 from tests.router.conftest import start_fake_backend

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from db import queries
-from db.engine import make_engine
+from db.queries import make_engine
 from router.counting import Counter
 
 
