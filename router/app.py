@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import Route
 
+from base.errors import TierserveError
 from base.http_errors import install_error_handlers
 from base.version import __version__
 from db.queries import Engine, make_engine
@@ -61,7 +62,7 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                 await asyncio.wait(set(state.background), timeout=SHUTDOWN_GRACE_S)
             try:
                 await state.counter.flush()
-            except Exception:
+            except TierserveError:
                 log.exception("final count flush failed; %d requests lost",
                               state.counter.pending_requests())
             await state.client.aclose()

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 
+from base.errors import TierserveError
 from db import queries
 from db.queries import CountDelta, Engine
 
@@ -48,7 +49,7 @@ class Counter:
                 return 0
             try:
                 await asyncio.to_thread(queries.add_counts, self.engine, list(batch.values()))
-            except Exception:
+            except TierserveError:  # the db is down or locked: keep them for the next flush
                 self._merge_back(batch)
                 raise
             written = sum(d.count for d in batch.values())
@@ -68,6 +69,8 @@ class Counter:
             await asyncio.sleep(interval)
             try:
                 await self.flush()
-            except Exception:
-                log.exception("count flush failed; %d requests kept for the next one",
-                              self.pending_requests())
+            except TierserveError as exc:
+                log.warning("count flush failed (%s); %d requests kept for the next one",
+                            exc, self.pending_requests())
+            except Exception:  # a bug must not stop counting for good: log it, go on
+                log.exception("count flush failed")
