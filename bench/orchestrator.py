@@ -42,8 +42,7 @@ def bench_decide(n_models: int, repeats: int = 5) -> None:
 
 def bench_runtime(kind: str, root: Path) -> None:
     from db import queries
-    from db.counts import CountDelta
-    from db.engine import make_engine
+    from db.queries import CountDelta, make_engine
     from orchestrator.loop import Orchestrator
     from policies.watch import PolicyWatcher
     from testkit import docker_image as testimage

@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 
 from db import histogram
 from db.engine import write
+from db.errors import db_errors
 from db.schema import HIST_COLUMNS, request_counts
 
 T = request_counts
@@ -37,6 +38,20 @@ class CountDelta:
 
     def key(self) -> tuple[str, str, str, int, bool]:
         return (self.model, self.experiment, self.variant, self.minute, self.shadow)
+
+    def record(self, latency_s: float, error: bool) -> None:
+        """Add one request."""
+        self.count += 1
+        self.errors += int(error)
+        self.latency_sum += latency_s
+        self.hist[histogram.bucket_of(latency_s)] += 1
+
+    def merge(self, other: CountDelta) -> None:
+        """Add every request of `other` (same key)."""
+        self.count += other.count
+        self.errors += other.errors
+        self.latency_sum += other.latency_sum
+        histogram.merge_into(self.hist, other.hist)
 
 
 @dataclass(frozen=True)
@@ -85,6 +100,7 @@ def _merge_one(conn: Connection, delta: CountDelta) -> None:
         conn.execute(T.update().where(_key_clause(delta)).values(increments))
 
 
+@db_errors
 def add_counts(engine: Engine, deltas: Iterable[CountDelta]) -> int:
     """Merge every delta in ONE transaction; returns how many keys were written."""
     batch = [d for d in deltas if d.count or d.errors]
@@ -110,6 +126,7 @@ def _minute_weight(minute: int, start: float, now: float) -> float:
     return max(0.0, min(1.0, overlap / (hi - lo)))
 
 
+@db_errors
 def request_rates(engine: Engine, window_s: float, now: float) -> dict[str, float]:
     """Requests per second per model over [now - window_s, now], shadow traffic included
     (a shadow request loads its model as much as any other)."""
@@ -144,6 +161,7 @@ def _since(window_s: float, now: float) -> object:
     return T.c.minute >= math.floor((now - window_s) / 60)
 
 
+@db_errors
 def model_stats(engine: Engine, window_s: float, now: float, limit: int | None = None
                 ) -> list[Stats]:
     """Per model over the window (shadow requests excluded), busiest first."""
@@ -155,8 +173,9 @@ def model_stats(engine: Engine, window_s: float, now: float, limit: int | None =
     return stats[:limit] if limit is not None else stats
 
 
+@db_errors
 def experiment_stats(engine: Engine, name: str, window_s: float, now: float) -> list[Stats]:
-    """Per variant of experiment `name` (shadow arms as separate entries)."""
+    """Per variant of experiment `name` (the shadow variant as a separate entry)."""
     query = (select(T.c.variant, T.c.shadow, T.c.model, *_sums())
              .where(_since(window_s, now), T.c.experiment == name)
              .group_by(T.c.variant, T.c.shadow, T.c.model))

@@ -15,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
-from base.errors import FailedPrecondition
+from base.errors import FailedPrecondition, InvalidArgument, Unavailable
+from db.errors import db_errors
 from db.schema import SCHEMA_VERSION, Base, RoutingVersion, SchemaVersion
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -41,19 +42,38 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _safe_url(url: str) -> str:
+    """`url` without its password, fit for an error message or a log."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1]
+
+
+@db_errors
 def make_engine(url: str, create: bool = True) -> Engine:
     """An Engine for `url` (e.g. `sqlite:///var/tierserve.db`, `postgresql+psycopg://...`).
 
     With `create`, missing tables are created and the schema version checked;
-    a db written by a newer tierserve is refused rather than misread.
+    a db written by a newer tierserve is refused rather than misread
+    (FailedPrecondition). A bad URL is InvalidArgument; a db that cannot be
+    reached, Unavailable.
     """
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()  # an unknown backend or a missing driver fails here
+    except ArgumentError as exc:  # NoSuchModuleError included
+        raise InvalidArgument(f"bad db url {_safe_url(url)!r}: {exc}") from exc
     is_sqlite = parsed.get_backend_name() == "sqlite"
     kwargs: dict[str, Any] = {"future": True}
     if is_sqlite:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
-            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(database).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # like SQLite's own "unable to open database file"
+                raise Unavailable(f"db unavailable: cannot create {folder}: {exc}") from exc
         # The router calls the db from worker threads.
         kwargs["connect_args"] = {"check_same_thread": False,
                                   "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}

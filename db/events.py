@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from db.engine import write
+from db.errors import db_errors
 from db.schema import EventRow
 
 
@@ -21,6 +22,7 @@ class Event:
     outcome: str
 
 
+@db_errors
 def record_event(engine: Engine, model: str, action: str, reason: str = "",
                  outcome: str = "", ts: float | None = None) -> None:
     with write(engine) as conn:
@@ -29,6 +31,7 @@ def record_event(engine: Engine, model: str, action: str, reason: str = "",
             reason=reason, outcome=outcome))
 
 
+@db_errors
 def list_events(engine: Engine, limit: int = 100, model: str | None = None) -> list[Event]:
     """The newest events first."""
     table = EventRow.__table__

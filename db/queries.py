@@ -1,11 +1,18 @@
-"""Every read and write other parts make on the tierserve db (one import point).
+"""Every read and write other parts make on the tierserve db: the one module they import.
 
-Placements / routing version / experiments: `db.routing`; events: `db.events`;
-request counts, rates and stats: `db.counts`. All functions are synchronous:
-call them from a thread (`asyncio.to_thread`) on an event loop.
+Opening: `make_engine` (`db.engine`). Placements / routing version / experiments:
+`db.routing`; events: `db.events`; request counts, rates and stats: `db.counts`;
+dashboard series: `db.series`. All functions are synchronous: call them from a
+thread (`asyncio.to_thread`) on an event loop.
+
+Errors are tierserve's (`base.errors`), never SQLAlchemy's (see `db.errors`): a db
+that cannot be reached, is locked past its busy timeout or lost its connection
+raises `Unavailable`; callers catch that, not `Exception`.
 """
 
 from __future__ import annotations
+
+from sqlalchemy import Engine
 
 from db.counts import (
     CountDelta,
@@ -15,6 +22,7 @@ from db.counts import (
     model_stats,
     request_rates,
 )
+from db.engine import make_engine
 from db.events import Event, list_events, record_event
 from db.routing import (
     Placement,
@@ -32,9 +40,11 @@ from db.routing import (
     set_placement,
     upsert_experiment,
 )
+from db.series import minute_series
 
 __all__ = [
     "CountDelta",
+    "Engine",
     "Event",
     "Placement",
     "Pool",
@@ -48,7 +58,9 @@ __all__ = [
     "list_experiments",
     "list_placements",
     "load_routing",
+    "make_engine",
     "mark_unhealthy",
+    "minute_series",
     "model_stats",
     "record_event",
     "remove_placement",

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Engine, delete, select, update
 
 from base.errors import InvalidArgument, NotFound
 from db.engine import write
+from db.errors import db_errors
 from db.schema import ExperimentRow, PlacementRow, RoutingVersion
 
 Pool = Literal["hot", "cold"]
@@ -55,12 +56,14 @@ def _get_row(conn: Connection, model: str) -> Any:
     return conn.execute(select(PlacementRow.__table__).where(PlacementRow.model == model)).first()
 
 
+@db_errors
 def routing_version(engine: Engine) -> int:
     with engine.connect() as conn:
         return int(conn.execute(select(RoutingVersion.version)
                                 .where(RoutingVersion.id == 1)).scalar_one())
 
 
+@db_errors
 def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, *,
                   healthy: bool = True) -> None:
     """Route `model` to its hot `endpoint` (pool 'hot') or to the cold pool ('cold')."""
@@ -82,6 +85,7 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
         _bump(conn)
 
 
+@db_errors
 def remove_placement(engine: Engine, model: str) -> None:
     """Send `model` back to the cold pool. A pinned model keeps its row (and its pin)."""
     with write(engine) as conn:
@@ -97,6 +101,7 @@ def remove_placement(engine: Engine, model: str) -> None:
         _bump(conn)
 
 
+@db_errors
 def mark_unhealthy(engine: Engine, model: str, endpoint: str) -> bool:
     """The router could not reach `endpoint`: route `model` cold until the orchestrator
     sets a healthy placement again. Only the placement still pointing at `endpoint`
@@ -111,6 +116,7 @@ def mark_unhealthy(engine: Engine, model: str, endpoint: str) -> bool:
         return bool(result.rowcount)
 
 
+@db_errors
 def set_pinned(engine: Engine, model: str, pinned: bool) -> None:
     """Pin (the orchestrator keeps it hot) or unpin a model."""
     with write(engine) as conn:
@@ -129,6 +135,7 @@ def set_pinned(engine: Engine, model: str, pinned: bool) -> None:
         _bump(conn)
 
 
+@db_errors
 def list_placements(engine: Engine) -> list[Placement]:
     """Every placement row: hot models, and pinned ones even while cold."""
     with engine.connect() as conn:
@@ -136,6 +143,7 @@ def list_placements(engine: Engine) -> list[Placement]:
     return [_placement(r) for r in rows]  # type: ignore[arg-type]
 
 
+@db_errors
 def upsert_experiment(engine: Engine, spec: Mapping[str, Any]) -> bool:
     """Create or replace the experiment `spec["name"]` (a validated spec as plain data,
     JSON-serialisable). True if it was created."""
@@ -157,6 +165,7 @@ def upsert_experiment(engine: Engine, spec: Mapping[str, Any]) -> bool:
     return exists is None
 
 
+@db_errors
 def delete_experiment(engine: Engine, name: str) -> None:
     with write(engine) as conn:
         table = ExperimentRow.__table__
@@ -165,12 +174,14 @@ def delete_experiment(engine: Engine, name: str) -> None:
         _bump(conn)
 
 
+@db_errors
 def list_experiments(engine: Engine) -> list[dict[str, Any]]:
     """Every experiment's spec (as stored by `upsert_experiment`), by name."""
     with engine.connect() as conn:
         return _experiments(conn)
 
 
+@db_errors
 def get_experiment(engine: Engine, name: str) -> dict[str, Any]:
     with engine.connect() as conn:
         text = conn.execute(select(ExperimentRow.spec).where(ExperimentRow.name == name)).scalar()
@@ -184,6 +195,7 @@ def _experiments(conn: Connection) -> list[dict[str, Any]]:
     return [dict(json.loads(text)) for text in rows]
 
 
+@db_errors
 def load_routing(engine: Engine) -> RoutingSnapshot:
     """Version, placements and experiments as of one moment."""
     with engine.begin() as conn:

@@ -6,9 +6,11 @@ import math
 
 from sqlalchemy import Engine, func, select
 
+from db.errors import db_errors
 from db.schema import request_counts as T
 
 
+@db_errors
 def minute_series(engine: Engine, minutes: int, now: float) -> dict[str, list[int]]:
     """Requests per minute per model for the last `minutes` minutes, oldest first.
 

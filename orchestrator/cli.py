@@ -10,8 +10,7 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from sqlalchemy import Engine
-
+from db.queries import Engine
 from orchestrator.runtime import Runtime
 
 log = logging.getLogger("tierserve.orchestrator")
@@ -72,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per probe otherwise
-    from db.engine import make_engine
+    from db.queries import make_engine
     from orchestrator.loop import Orchestrator
     from orchestrator.status import Metrics, StatusServer
     from policies.watch import PolicyWatcher

@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine
 
 from base.errors import TierserveError
 from base.names import is_valid_model_name
 from db import queries
+from db.queries import Engine
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from orchestrator.status import Metrics
 from policies.decide import Action, HotModel, Rates, decide
@@ -84,7 +84,7 @@ class Orchestrator:
         self.metrics.actions.labels(action, outcome.split(":")[0].split(" ")[0]).inc()
         try:
             queries.record_event(self.engine, model, action, reason, outcome)
-        except Exception:  # an event must never stop the loop
+        except TierserveError:  # db trouble must never stop the loop: the event is logged above
             log.exception("cannot record event")
 
     # -- policy --------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class Orchestrator:
             try:
                 report = self._pass()
                 self.metrics.passes.labels("ok").inc()
-            except Exception as exc:
+            except Exception as exc:  # whatever failed, bugs included, the next pass runs
                 log.exception("reconcile pass failed")
                 self.metrics.passes.labels("error").inc()
                 report = {"error": str(exc)}

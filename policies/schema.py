@@ -22,7 +22,7 @@ from pydantic import (
 )
 
 from base.names import is_valid_model_name
-from router.experiments import ExperimentSpec
+from policies.experiments import ExperimentSpec
 
 _DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
 _DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}

@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field, ValidationError
 from base.errors import NotFound
 from base.names import MODEL_NAME_RE
 from db import queries
-from db.counts import Stats
-from router.experiments import ExperimentSpec, ExperimentUpdate
+from db.queries import Stats
+from policies.experiments import ExperimentSpec, ExperimentUpdate
 from router.state import RouterState, get_state
 
 bearer = HTTPBearer(auto_error=False, description="TIERSERVE_ADMIN_TOKEN")

@@ -10,12 +10,12 @@ from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import Engine
 from starlette.routing import Route
 
+from base.errors import TierserveError
 from base.http_errors import install_error_handlers
 from base.version import __version__
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from router import proxy
 from router.admin import admin
 from router.config import RouterConfig
@@ -62,7 +62,7 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                 await asyncio.wait(set(state.background), timeout=SHUTDOWN_GRACE_S)
             try:
                 await state.counter.flush()
-            except Exception:
+            except TierserveError:
                 log.exception("final count flush failed; %d requests lost",
                               state.counter.pending_requests())
             await state.client.aclose()

@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="bearer token for /admin (better: env TIERSERVE_ADMIN_TOKEN); "
                              "unset: /admin answers loopback clients only")
     parser.add_argument("--sticky-header", dest="sticky_header",
-                        help="header that pins an A/B arm (default X-User-Id)")
+                        help="header that pins an A/B variant (default X-User-Id)")
     parser.add_argument("--flush-interval", dest="flush_interval", type=float,
                         help="seconds between count flushes (default 1)")
     parser.add_argument("--poll-interval", dest="poll_interval", type=float,

@@ -19,7 +19,7 @@ class RouterConfig(BaseModel):
     port: int = Field(8500, ge=0, le=65535)
     # Bearer token for /admin. Unset: /admin answers loopback clients only.
     admin_token: str | None = None
-    sticky_header: str = Field("X-User-Id", description="header whose value pins an A/B arm")
+    sticky_header: str = Field("X-User-Id", description="header whose value pins an A/B variant")
     flush_interval: float = Field(1.0, gt=0, description="seconds between count flushes")
     poll_interval: float = Field(1.0, gt=0, description="seconds between routing version polls")
     max_body_bytes: int = Field(10 * MiB, gt=0)

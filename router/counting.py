@@ -11,10 +11,9 @@ import asyncio
 import logging
 import time
 
-from sqlalchemy import Engine
-
-from db import histogram, queries
-from db.counts import CountDelta
+from base.errors import TierserveError
+from db import queries
+from db.queries import CountDelta, Engine
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +36,7 @@ class Counter:
             delta = self._pending[key] = CountDelta(model=model, minute=minute,
                                                     experiment=experiment, variant=variant,
                                                     shadow=shadow)
-        delta.count += 1
-        delta.errors += int(error)
-        delta.latency_sum += latency_s
-        delta.hist[histogram.bucket_of(latency_s)] += 1
+        delta.record(latency_s, error)
 
     def pending_requests(self) -> int:
         return sum(d.count for d in self._pending.values())
@@ -53,7 +49,7 @@ class Counter:
                 return 0
             try:
                 await asyncio.to_thread(queries.add_counts, self.engine, list(batch.values()))
-            except Exception:
+            except TierserveError:  # the db is down or locked: keep them for the next flush
                 self._merge_back(batch)
                 raise
             written = sum(d.count for d in batch.values())
@@ -66,16 +62,15 @@ class Counter:
             if new is None:
                 self._pending[key] = old
                 continue
-            new.count += old.count
-            new.errors += old.errors
-            new.latency_sum += old.latency_sum
-            histogram.merge_into(new.hist, old.hist)
+            new.merge(old)
 
     async def flush_forever(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
                 await self.flush()
-            except Exception:
-                log.exception("count flush failed; %d requests kept for the next one",
-                              self.pending_requests())
+            except TierserveError as exc:
+                log.warning("count flush failed (%s); %d requests kept for the next one",
+                            exc, self.pending_requests())
+            except Exception:  # a bug must not stop counting for good: log it, go on
+                log.exception("count flush failed")

@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        type=lambda t: parse_target(t, "weight"), help="MODEL[:VERSION|:LABEL]=W")
         p.add_argument("--shadow", type=lambda t: parse_target(t, "percent"),
                        help="MODEL[:VERSION|:LABEL]=PERCENT mirrored, answers dropped")
-        p.add_argument("--sticky-header", help="header that pins an arm")
+        p.add_argument("--sticky-header", help="header that pins a variant")
         p.add_argument("--file", type=Path, help="whole spec as YAML or JSON")
 
 

@@ -1,11 +1,10 @@
-"""The TF Serving REST front: parse, pick the arm, route, forward, count, answer."""
+"""The TF Serving REST front: parse, pick the variant, route, forward, count, answer."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 import time
-from collections.abc import Mapping
 from http import HTTPStatus
 
 from fastapi import Request, Response
@@ -13,8 +12,8 @@ from fastapi import Request, Response
 from base.errors import InvalidArgument, TierserveError, Unavailable
 from base.http_errors import error_response
 from db import queries
+from policies.experiments import ExperimentSpec, Shadow, Variant
 from router import paths, split
-from router.experiments import ExperimentSpec, Shadow, Variant
 from router.paths import ModelPath
 from router.proxy import BackendAnswer, BackendUnreachable, forward
 from router.state import RouterState
@@ -41,14 +40,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def choose_arm(spec: ExperimentSpec, headers: Mapping[str, str], default_header: str,
-               rng: random.Random | None = None) -> Variant:
-    key = headers.get(spec.sticky_header or default_header)
-    bucket = (split.sticky_bucket(spec.name, key) if key
-              else split.random_bucket(rng))
-    return spec.variants[split.pick([v.weight for v in spec.variants], bucket)]
-
-
 class Frontend:
     def __init__(self, state: RouterState) -> None:
         self.state = state
@@ -59,11 +50,12 @@ class Frontend:
         body = await read_body(request, self.state.config.max_body_bytes)
         headers = dict(request.headers)
         spec = self.state.table.experiments.get(call.name)
-        arm: Variant | None = None
+        variant: Variant | None = None
         target = call
         if spec is not None:
-            arm = choose_arm(spec, request.headers, self.state.config.sticky_header)
-            target = call.with_target(arm.model, arm.version, arm.label)
+            variant = split.choose_variant(spec, request.headers,
+                                           self.state.config.sticky_header)
+            target = call.with_target(variant.model, variant.version, variant.label)
             if spec.shadow is not None and call.is_inference and split.shadow_hit(
                     spec.shadow.percent, random.random()):
                 if len(self.state.background) < self.state.config.max_shadow_inflight:
@@ -71,17 +63,17 @@ class Frontend:
                 else:  # a slow shadow must not pile up work behind real traffic
                     self.state.metrics.shadow.labels("dropped").inc()
         out_headers = {"X-Tierserve-Model": target.name}
-        if arm is not None:
-            out_headers["X-Tierserve-Variant"] = arm.arm
+        if variant is not None:
+            out_headers["X-Tierserve-Variant"] = variant.variant_name
         pool = "cold"
         try:
             answer, pool = await self._send(request.method, target, body, headers)
         except TierserveError as exc:
-            self._count(target, call, spec, arm, int(exc.http_status), started, pool)
+            self._count(target, call, spec, variant, int(exc.http_status), started, pool)
             response: Response = error_response(exc)
             response.headers.update({**out_headers, "X-Tierserve-Pool": pool})
             return response
-        self._count(target, call, spec, arm, answer.status, started, pool)
+        self._count(target, call, spec, variant, answer.status, started, pool)
         out_headers["X-Tierserve-Pool"] = pool
         return Response(answer.body, status_code=answer.status, headers=out_headers,
                         media_type=answer.content_type)
@@ -131,10 +123,10 @@ class Frontend:
             status = 503
         self.state.metrics.shadow.labels("ok" if status < 400 else "error").inc()
         self.state.counter.record(target.name, time.perf_counter() - started, status >= 400,
-                                  experiment=experiment, variant=shadow.arm, shadow=True)
+                                  experiment=experiment, variant=shadow.variant_name, shadow=True)
 
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
-               arm: Variant | None, status: int, started: float, pool: str) -> None:
+               variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
         self.state.metrics.observe(target.name, pool, status, latency)
         # Status and metadata calls are not load: only inference feeds the db counts.
@@ -142,4 +134,4 @@ class Frontend:
             self.state.counter.record(
                 target.name, latency, status >= 400,
                 experiment=spec.name if spec is not None else "",
-                variant=arm.arm if arm is not None else "")
+                variant=variant.variant_name if variant is not None else "")

@@ -10,8 +10,8 @@ from typing import Any
 
 import httpx
 from fastapi import Request
-from sqlalchemy import Engine
 
+from db.queries import Engine
 from router.config import RouterConfig
 from router.counting import Counter
 from router.metrics import RouterMetrics

@@ -14,11 +14,11 @@ import threading
 from dataclasses import dataclass
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
 
+from base.errors import TierserveError
 from db import queries
-from db.routing import Placement
-from router.experiments import ExperimentSpec
+from db.queries import Engine, Placement
+from policies.experiments import ExperimentSpec
 
 log = logging.getLogger(__name__)
 
@@ -85,5 +85,8 @@ class RoutingTable:
             await asyncio.sleep(interval)
             try:
                 await asyncio.to_thread(self.reload)
-            except Exception:  # keep serving the last table through db trouble
+            except TierserveError as exc:  # keep serving the last table through db trouble
+                log.warning("routing table reload failed (%s); keeping version %s",
+                            exc, self.version)
+            except Exception:  # a bug must not freeze routing for good: log it, go on
                 log.exception("routing table reload failed; keeping version %s", self.version)

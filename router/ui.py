@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import HTMLResponse
 
 from db import queries
-from db.series import minute_series
 from router.admin import State, require_admin, stats_json
 
 _PAGE = Path(__file__).with_name("static") / "dashboard.html"
@@ -37,11 +36,11 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
     engine = state.engine
     placements = {p.model: p for p in queries.list_placements(engine)}
     stats = {s.model: s for s in queries.model_stats(engine, STATS_WINDOW_S, now)}
-    series = minute_series(engine, SPARK_MINUTES, now)
+    series = queries.minute_series(engine, SPARK_MINUTES, now)
     experiments = []
     for spec in queries.list_experiments(engine):
-        arms = queries.experiment_stats(engine, spec["name"], 3600.0, now)
-        experiments.append({"spec": spec, "variants": [stats_json(s) for s in arms]})
+        per_variant = queries.experiment_stats(engine, spec["name"], 3600.0, now)
+        experiments.append({"spec": spec, "variants": [stats_json(s) for s in per_variant]})
     models = []
     for name in sorted(set(placements) | set(stats) | set(series)):
         p = placements.get(name)

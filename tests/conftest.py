@@ -12,6 +12,9 @@ from testkit import half_plus_two
 from testkit import stores as testing
 from tierserve import toy_models
 
+# A throwaway PostgreSQL server (db tests, and the router through a db outage).
+pytest_plugins = ["testkit.postgres"]
+
 # TensorFlow's C++ logging drowns test output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 

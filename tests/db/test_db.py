@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,18 +12,6 @@ from sqlalchemy import Engine, text
 from base.errors import FailedPrecondition, InvalidArgument, NotFound
 from db import histogram, queries
 from db.engine import make_engine
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    """The same queries against SQLite and (when installed) a real PostgreSQL."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'sub' / 't.db'}"
-    else:
-        url = request.getfixturevalue("postgres_db")
-    engine = make_engine(url)
-    yield engine
-    engine.dispose()
 
 
 def test_sqlite_pragmas_and_schema_version(tmp_path: Path) -> None:

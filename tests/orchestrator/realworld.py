@@ -12,12 +12,10 @@ from typing import Any, TypeVar
 
 import httpx
 import yaml
-from sqlalchemy import Engine
 
 from base.procs import ServerProcess, free_port, tierserve_command
 from db import queries
-from db.counts import CountDelta
-from db.engine import make_engine
+from db.queries import CountDelta, Engine, make_engine
 from orchestrator.runtime import Instance, Runtime
 
 T = TypeVar("T")

@@ -14,7 +14,7 @@ import yaml
 
 from base.procs import tierserve_command
 from db import queries
-from db.engine import make_engine
+from db.queries import make_engine
 from orchestrator.process_runtime import ProcessRuntime
 from orchestrator.runtime import InstanceSpec
 from policies.schema import ContainerSettings

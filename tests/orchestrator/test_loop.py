@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
-from sqlalchemy import Engine
 
+from db import engine as db_engine
 from db import queries
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from orchestrator.loop import Orchestrator
 from policies.decide import Rates
 from policies.schema import Policy
@@ -256,3 +257,26 @@ def test_stale_route_replaced_by_a_new_instance_in_the_same_pass(h: Harness) -> 
     h.runtime.make_ready()
     h.step()
     assert h.hot_routes() == {"a": h.runtime.of("a").endpoint}
+
+
+def test_a_locked_db_fails_the_pass_not_the_loop(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(db_engine, "SQLITE_BUSY_TIMEOUT_MS", 100)  # wait less than 10 s
+    h = Harness(tmp_path)
+    try:
+        h.rates["a"] = 10.0
+        h.step()
+        h.runtime.make_ready()
+        other = sqlite3.connect(tmp_path / "db.sqlite", isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            report = h.step()
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert "db unavailable" in report["error"] and h.hot_routes() == {}
+        h.step()  # the db is back: the same pass succeeds
+        assert h.hot_routes() == {"a": h.runtime.of("a").endpoint}
+        assert h.runtime.started == ["a"]
+    finally:
+        h.orch.close()

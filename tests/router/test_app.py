@@ -1,22 +1,26 @@
 """The router app in-process (ASGI) against small fake backend processes: error shapes,
-fallback, admin access and validation, live weight changes, count flushes."""
+fallback, admin access and validation, live weight changes, count flushes, a db outage."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import text
 
+from base.errors import Unavailable
 from base.procs import free_port
 from db import queries
-from db.engine import make_engine
+from db.queries import Engine, make_engine
 from router.app import create_app
 from router.config import RouterConfig
+from testkit.postgres import outage
 from tests.router.conftest import start_fake_backend
 
 TOKEN = "t0ken"
@@ -214,3 +218,41 @@ async def test_pin_and_routing_view(fakes: dict[str, str], engine: Engine) -> No
         assert [e["action"] for e in events] == ["unpin", "placement", "pin"]
         assert (await client.get("/docs")).status_code == 200
         assert "/admin/experiments" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Wait for `condition`, giving up (a failure) after about 20 s."""
+    for _ in range(400):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the condition never held")
+
+
+async def test_db_outage_keeps_the_last_table_and_the_counts(
+        fakes: dict[str, str], postgres_db: str, caplog: pytest.LogCaptureFixture) -> None:
+    engine = make_engine(postgres_db)
+    queries.set_placement(engine, "h", "hot", fakes["hot"])
+    queries.upsert_experiment(engine, {"name": "e", "variants": [{"model": "h", "weight": 100}]})
+    async with running(engine, cold_url=fakes["cold"]) as (client, state):
+        with outage(postgres_db):
+            with pytest.raises(Unavailable, match="db unavailable"):
+                await asyncio.to_thread(state.table.reload)
+            await _until(lambda: "routing table reload failed" in caplog.text)
+            for model in ("h", "e"):  # served from the table loaded before the outage
+                r = await client.post(f"/v1/models/{model}:predict", json=predict([1.0]))
+                assert (r.status_code, r.json()["backend"]) == (200, "hot")
+            # The admin API answers in TF Serving's error shape, not with a bare 500.
+            r = await client.get("/admin/routing")
+            assert r.status_code == 503 and r.json()["error"].startswith("db unavailable")
+            with pytest.raises(Unavailable):
+                await state.counter.flush()
+            assert state.counter.pending_requests() == 2  # kept for the next flush
+        assert await state.counter.flush() == 2
+        # The poller lived through it: it follows the next change.
+        queries.set_placement(engine, "h", "cold", None)
+        await _until(lambda: state.table.version == 3)
+        r = await client.post("/v1/models/h:predict", json=predict([1.0]))
+        assert r.json()["backend"] == "cold"
+    assert {s.model: s.count for s in queries.model_stats(engine, 3600, time.time())} == {"h": 3}
+    engine.dispose()

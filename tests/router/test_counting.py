@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from base.errors import Unavailable
 from db import queries
-from db.engine import make_engine
+from db.queries import make_engine
 from router.counting import Counter
 
 
@@ -28,7 +29,7 @@ async def test_flush_merges_and_survives_a_failed_write(tmp_path: Path) -> None:
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE request_counts RENAME TO request_counts_away"))
     counter.record("m", 0.002, False, now=now)
-    with pytest.raises(Exception, match="request_counts"):
+    with pytest.raises(Unavailable, match="request_counts"):
         await counter.flush()
     counter.record("m", 0.002, False, now=now)
     assert counter.pending_requests() == 2

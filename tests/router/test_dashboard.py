@@ -73,7 +73,7 @@ def test_dashboard_shows_hot_model_and_edits_weights(
     def edit_weights() -> bool:
         try:
             for arm, weight in (("arm-a", "90"), ("arm-b", "10")):
-                field = browser.find_element(By.CSS_SELECTOR, f'input[data-arm="{arm}"]')
+                field = browser.find_element(By.CSS_SELECTOR, f'input[data-variant="{arm}"]')
                 field.clear()
                 field.send_keys(weight)
             browser.find_element(By.XPATH, '//div[h3="dash-ab"]//button').click()

@@ -1,4 +1,4 @@
-"""Pure parts: TF Serving path grammar, experiment validation, config, metric labels."""
+"""Pure parts: TF Serving path grammar, config, metric labels."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from pydantic import ValidationError
 from base.errors import InvalidArgument
 from router import paths
 from router.config import RouterConfig
-from router.experiments import ExperimentSpec
 from router.metrics import OTHER, RouterMetrics, top_models
 
 
@@ -52,38 +51,6 @@ def test_render_and_retarget() -> None:
             == "/v1/models/real/labels/canary:predict")
     meta = paths.parse("GET", "/v1/models/pub/metadata")
     assert meta.with_target("x", 4, None).render() == "/v1/models/x/versions/4/metadata"
-
-
-def _locs(spec: dict[str, object]) -> list[tuple[object, ...]]:
-    with pytest.raises(ValidationError) as info:
-        ExperimentSpec.model_validate(spec)
-    return [e["loc"] for e in info.value.errors()]
-
-
-def test_experiment_errors_name_the_field() -> None:
-    ok = [{"model": "a", "weight": 90}, {"model": "b", "weight": 10}]
-    assert _locs({"name": "e", "variants": [{"model": "a", "weight": 90}]}) == [("variants",)]
-    assert _locs({"name": "e", "variants": [ok[0], {"model": "b", "weight": 101}]}) == [
-        ("variants", 1, "weight")]
-    assert _locs({"name": "e", "variants": [ok[0], {"model": "../x", "weight": 10}]}) == [
-        ("variants", 1, "model")]
-    assert _locs({"name": "bad name", "variants": ok}) == [("name",)]
-    assert _locs({"name": "e", "variants": ok, "shadow": {"model": "s", "percent": 0}}) == [
-        ("shadow", "percent")]
-    assert _locs({"name": "e", "variants": [ok[0], {"model": "a", "weight": 10}]}) == [
-        ("variants",)]
-    assert _locs({"name": "e", "variants": ok, "colour": 1}) == [("colour",)]
-    assert _locs({"name": "e", "variants": [{"model": "a", "weight": 100, "version": 1,
-                                             "label": "x"}]}) == [("variants", 0)]
-
-
-def test_experiment_arms() -> None:
-    spec = ExperimentSpec.model_validate({"name": "e", "variants": [
-        {"model": "m", "version": 1, "weight": 50}, {"model": "m", "version": 2, "weight": 50}],
-        "shadow": {"model": "m", "label": "next", "percent": 5}})
-    assert [v.arm for v in spec.variants] == ["m.v1", "m.v2"]
-    assert spec.shadow is not None and spec.shadow.arm == "m.next"
-    assert ExperimentSpec.model_validate(spec.stored()) == spec
 
 
 def test_config_env_then_overrides() -> None:

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from db import queries
-from db.engine import make_engine
+from db.queries import make_engine
 from router import split
 from tests.router.conftest import ADMIN_TOKEN, RouterProcess, start_router
 from tierserve.cli import main as tierserve_main

@@ -9,9 +9,8 @@ from collections import Counter
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies.experiments import ExperimentSpec
 from router import split
-from router.experiments import ExperimentSpec
-from router.inference import choose_arm
 
 
 def test_90_10_over_10000_sticky_keys_is_within_300_and_stable() -> None:
@@ -56,15 +55,15 @@ def test_random_split_without_a_key_follows_weights() -> None:
     spec = ExperimentSpec.model_validate(
         {"name": "e", "variants": [{"model": "a", "weight": 70}, {"model": "b", "weight": 30}]})
     rng = random.Random(7)
-    arms = Counter(choose_arm(spec, {}, "X-User-Id", rng).model for _ in range(5000))
-    assert 3300 <= arms["a"] <= 3700 and 1300 <= arms["b"] <= 1700
+    picks = Counter(split.choose_variant(spec, {}, "X-User-Id", rng).model for _ in range(5000))
+    assert 3300 <= picks["a"] <= 3700 and 1300 <= picks["b"] <= 1700
 
 
 def test_sticky_header_from_spec_wins() -> None:
     spec = ExperimentSpec.model_validate(
         {"name": "e", "sticky_header": "X-Session",
          "variants": [{"model": "a", "weight": 50}, {"model": "b", "weight": 50}]})
-    picks = {choose_arm(spec, {"X-Session": "s1"}, "X-User-Id").model for _ in range(50)}
+    picks = {split.choose_variant(spec, {"X-Session": "s1"}, "X-User-Id").model for _ in range(50)}
     assert len(picks) == 1
 
 

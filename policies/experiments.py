@@ -1,4 +1,4 @@
-"""A/B experiment specs (pydantic): what the admin API, the CLI and the db accept.
+"""A/B experiment specs (pydantic): what the policy YAML, the admin API, the CLI and the db accept.
 
 Errors name the field at fault, e.g. `variants.1.weight` or `variants`.
 """
@@ -24,7 +24,7 @@ class Target(BaseModel):
     version: int | None = Field(None, gt=0)
     label: Label | None = None
     name: ModelName | None = Field(
-        None, description="arm name in headers and stats; default model[/vN|/label]")
+        None, description="variant name in headers and stats; default model[.vN|.label]")
 
     @model_validator(mode="after")
     def _one_of_version_label(self) -> Target:
@@ -33,7 +33,8 @@ class Target(BaseModel):
         return self
 
     @property
-    def arm(self) -> str:
+    def variant_name(self) -> str:
+        """How this variant is named in headers, counts and stats."""
         if self.name:
             return self.name
         if self.version is not None:
@@ -61,7 +62,7 @@ class ExperimentSpec(BaseModel):
     shadow: Shadow | None = None
     sticky_header: str | None = Field(
         None, pattern=r"^[A-Za-z0-9-]{1,64}$",
-        description="header hashed to pick the arm; default: the router's sticky header")
+        description="header hashed to pick the variant; default: the router's sticky header")
 
     @field_validator("variants")
     @classmethod
@@ -69,15 +70,16 @@ class ExperimentSpec(BaseModel):
         total = sum(v.weight for v in variants)
         if total != 100:
             raise ValueError(f"weights must sum to 100, not {total}")
-        arms = [v.arm for v in variants]
-        if len(set(arms)) != len(arms):
-            raise ValueError(f"variant arm names must be unique: {arms}")
+        names = [v.variant_name for v in variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique: {names}")
         return variants
 
     @model_validator(mode="after")
-    def _shadow_arm(self) -> ExperimentSpec:
-        if self.shadow is not None and self.shadow.arm in {v.arm for v in self.variants}:
-            raise ValueError("shadow: arm name clashes with a variant; set shadow.name")
+    def _shadow_name(self) -> ExperimentSpec:
+        taken = {v.variant_name for v in self.variants}
+        if self.shadow is not None and self.shadow.variant_name in taken:
+            raise ValueError("shadow: its name clashes with a variant's; set shadow.name")
         return self
 
     def stored(self) -> dict[str, Any]:
