@@ -12,11 +12,11 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.routing import Route
 
+from base import forwarding
 from base.errors import TierserveError
 from base.http_errors import install_error_handlers
 from base.version import __version__
 from db.queries import Engine, make_engine
-from router import proxy
 from router.admin import admin
 from router.config import RouterConfig
 from router.counting import Counter
@@ -46,8 +46,8 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(state.table.reload)
-        state.client = proxy.make_client(config.connect_timeout, config.request_timeout,
-                                         config.max_connections)
+        state.client = forwarding.make_client(config.connect_timeout, config.request_timeout,
+                                              config.max_connections)
         loops = [asyncio.create_task(coro) for coro in (
             state.table.poll_forever(config.poll_interval),
             state.counter.flush_forever(config.flush_interval),

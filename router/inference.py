@@ -9,13 +9,14 @@ from http import HTTPStatus
 
 from fastapi import Request, Response
 
+from base import tfs_rest
 from base.errors import InvalidArgument, TierserveError, Unavailable
+from base.forwarding import BackendAnswer, BackendUnreachable, forward
 from base.http_errors import error_response
+from base.tfs_rest import ModelPath
 from db import queries
 from policies.experiments import ExperimentSpec, Shadow, Variant
-from router import paths, split
-from router.paths import ModelPath
-from router.proxy import BackendAnswer, BackendUnreachable, forward
+from router import split
 from router.state import RouterState
 from router.table import Route
 
@@ -46,7 +47,7 @@ class Frontend:
 
     async def handle(self, request: Request) -> Response:
         started = time.perf_counter()
-        call = paths.parse(request.method, request.url.path)
+        call = tfs_rest.parse(request.method, request.url.path)
         body = await read_body(request, self.state.config.max_body_bytes)
         headers = dict(request.headers)
         spec = self.state.table.experiments.get(call.name)

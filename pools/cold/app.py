@@ -1,56 +1,41 @@
 """The cold pool's HTTP front: TF Serving's REST API for every model in the store.
 
 A request holds its model version (a Lease) while it is forwarded to the model
-server's REST port with one shared httpx client, so the version is never
-unloaded under it. Paths are parsed with TF Serving's own patterns.
+server's REST port with one shared client, so the version is never unloaded
+under it. Paths are parsed and rendered by base.tfs_rest, the forwarding is
+base.forwarding's (the router's too).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from base.errors import InvalidArgument, NotFound, Unavailable
+from base import forwarding, tfs_rest
+from base.errors import NotFound
 from base.http_errors import install_error_handlers
 from base.names import check_version
+from base.tfs_rest import ModelPath
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
 from pools.cold.pool import ColdPool, Lease, describe
 
-# From tensorflow_serving/model_servers/http_rest_api_handler.cc
-PREDICT_RE = re.compile(r"(?i)/v1/models/([^/:]+)(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
-                        r":(classify|regress|predict)")
-STATUS_RE = re.compile(r"(?i)/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|"
-                       r"(?:/labels/([^/:]+)))?(?:/(metadata))?")
-
 FORWARD_TIMEOUT_S = 60.0
+CONNECT_TIMEOUT_S = 5.0
+MAX_CONNECTIONS = 256
 
 
-@dataclass(frozen=True)
-class Target:
-    model: str
-    version: int | None
-    verb: str | None  # classify / regress / predict, or "metadata", or None (status)
-
-
-def parse_path(path: str, method: str) -> Target:
-    pattern = PREDICT_RE if method == "POST" else STATUS_RE
-    match = pattern.fullmatch(path)
-    if match is None or not match.group(1):
-        raise InvalidArgument(f"Malformed request: {method} {path}")
-    model, version, label, verb = match.groups()
-    if label is not None:
+def parse_path(path: str, method: str) -> ModelPath:
+    call = tfs_rest.parse(method, path)
+    if call.label is not None:
         # The store has no labels: only numbered versions exist here.
-        raise NotFound(f"Unrecognized servable version label: {label}")
-    return Target(model, None if version is None else check_version(version),
-                  verb.lower() if verb else None)
+        raise NotFound(f"Unrecognized servable version label: {call.label}")
+    return call
 
 
 def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
@@ -59,11 +44,8 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Idle connections expire before the server's keep-alive timeout (uvicorn: 5 s).
-        limits = httpx.Limits(max_connections=256, max_keepalive_connections=64,
-                              keepalive_expiry=2.0)
-        state["http"] = httpx.AsyncClient(base_url=rest_url, limits=limits,
-                                          timeout=FORWARD_TIMEOUT_S)
+        state["http"] = forwarding.make_client(CONNECT_TIMEOUT_S, FORWARD_TIMEOUT_S,
+                                               MAX_CONNECTIONS, shards=4)
         await pool.start()
         poller.start()
         try:
@@ -79,38 +61,25 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
     app.state.poller = poller
     install_error_handlers(app)
 
-    async def forward(request: Request, lease: Lease, target: Target) -> Response:
+    async def forward(request: Request, lease: Lease, call: ModelPath) -> Response:
         model, version = lease.key
-        path = f"/v1/models/{model}"
-        if target.verb in ("classify", "regress", "predict"):
-            path += f"/versions/{version}:{target.verb}"
-        elif target.verb == "metadata":
-            path += f"/versions/{version}/metadata"
-        elif target.version is not None:
-            path += f"/versions/{version}"
-        body = await request.body()
-        content_type = request.headers.get("content-type", "application/json")
-        for attempt in (1, 2):
-            try:
-                upstream = await state["http"].request(
-                    request.method, path, content=body, headers={"content-type": content_type})
-                break
-            except httpx.TransportError as exc:
-                # Once more if the server dropped a kept-alive connection as we reused it;
-                # inference has no side effects. Never after a timeout: that doubles the wait.
-                if attempt == 2 or isinstance(exc, httpx.TimeoutException):
-                    raise Unavailable(f"model server unreachable: {exc!r}") from exc
+        # Status without a version asks for every version, as the caller did.
+        pinned = None if call.kind == "status" and call.version is None else version
+        path = call.with_target(model, pinned, None).render()
+        # Once more if the server dropped a kept-alive connection as we reused it.
+        answer = await forwarding.forward(state["http"], request.method, rest_url, path,
+                                          await request.body(), request.headers, attempts=2)
         headers = {"X-Tierserve-Pool": "cold", "X-Tierserve-Cache": "hit" if lease.hit else "miss",
                    "X-Tierserve-Model-Version": str(version)}
-        return Response(upstream.content, status_code=upstream.status_code, headers=headers,
-                        media_type=upstream.headers.get("content-type", "application/json"))
+        return Response(answer.body, status_code=answer.status, headers=headers,
+                        media_type=answer.content_type)
 
     @app.api_route("/v1/models/{rest:path}", methods=["GET", "POST"])
     async def models(request: Request) -> Response:
-        target = parse_path(request.url.path, request.method)
-        lease = await pool.acquire(target.model, target.version)
+        call = parse_path(request.url.path, request.method)
+        lease = await pool.acquire(call.name, call.version)
         try:
-            return await forward(request, lease, target)
+            return await forward(request, lease, call)
         finally:
             pool.release(lease)
 

@@ -6,13 +6,13 @@ Inference (decode, run, encode) happens in a thread pool, never in the event loo
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
 
+from base import tfs_rest
 from base.errors import InvalidArgument, TierserveError
 from base.http_errors import error_response, install_error_handlers
 from pools.model_server import examples, signatures, tensors
@@ -22,22 +22,17 @@ from pools.model_server.model import VersionState
 
 METRICS_PATH = "/monitoring/prometheus/metrics"
 
-_URL = re.compile(
-    r"^(?P<name>[^/:]+)"
-    r"(?:/versions/(?P<version>-?\d+)|/labels/(?P<label>[^/:]+))?"
-    r"(?:/(?P<metadata>metadata)|:(?P<method>[A-Za-z]+))?$")
 
 
 def _json(body: Any, status: int = 200) -> Response:
     return Response(tensors.dumps(body), status_code=status, media_type="application/json")
 
 
-def status_json(states: list[VersionState]) -> dict[str, Any]:
-    return {"model_version_status": [
-        {"version": str(s.version), "state": s.state,
-         "status": {"error_code": s.error.code_name if s.error else "OK",
-                    "error_message": s.error.message if s.error else ""}}
-        for s in states]}
+def _status_json(states: list[VersionState]) -> dict[str, Any]:
+    return tfs_rest.status_json(
+        tfs_rest.VersionStatus(s.version, s.state, s.error.code_name if s.error else "OK",
+                               s.error.message if s.error else "")
+        for s in states)
 
 
 class RestApi:
@@ -60,36 +55,33 @@ class RestApi:
         self.metrics.loaded.set(loaded_versions)
         return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4")
 
-    async def models(self, rest: str, request: Request) -> Response:
-        match = _URL.match(rest)
-        if match is None:
-            return error_response(InvalidArgument(
-                f"Malformed request: {request.method} {request.url.path}"))
-        name, method = match["name"], match["method"]
-        version = int(match["version"]) if match["version"] is not None else None
-        label = match["label"]
-        kind = "metadata" if match["metadata"] else (method or "status")
+    async def models(self, request: Request) -> Response:
+        try:
+            # Names come from this server's config: an unknown one is simply not found.
+            call = tfs_rest.parse(request.method, request.url.path, check_names=False)
+        except InvalidArgument as exc:
+            return error_response(exc)
+        name, version, label = call.name, call.version, call.label
         started = time.monotonic()
         code = "OK"
         in_flight = self.metrics.in_flight.labels("rest")
         in_flight.inc()
         try:
-            if request.method == "GET" and method is None:
-                if match["metadata"]:
-                    return _json(self._metadata(name, version, label))
-                return _json(status_json(self._status(name, version, label)))
-            if request.method == "POST" and method == "predict":
+            if call.kind == "metadata":
+                return _json(self._metadata(name, version, label))
+            if call.kind == "status":
+                return _json(_status_json(self._status(name, version, label)))
+            if call.kind == "predict":
                 return await self._predict(name, version, label, await request.body())
-            if request.method == "POST" and method in (examples.CLASSIFY, examples.REGRESS):
-                return await self._examples(name, version, label, method, await request.body())
-            raise InvalidArgument(f"Malformed request: {request.method} {request.url.path}")
+            return await self._examples(name, version, label, call.kind, await request.body())
         except TierserveError as exc:
             code = exc.code_name
             return error_response(exc)
         finally:
             in_flight.dec()
-            label = name if self.manager.has(name) else UNKNOWN
-            self.metrics.observe_request(label, "rest", kind, code, time.monotonic() - started)
+            model = name if self.manager.has(name) else UNKNOWN
+            self.metrics.observe_request(model, "rest", call.kind, code,
+                                         time.monotonic() - started)
 
     def _status(self, name: str, version: int | None, label: str | None) -> list[VersionState]:
         if label is not None:

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 
 from base.errors import InvalidArgument, NotFound
+from base.tfs_rest import ModelPath
 from pools.cold import disk
-from pools.cold.app import Target, parse_path
+from pools.cold.app import parse_path
 
 
 def whole(path: Path, size: int = 10) -> None:
@@ -49,15 +50,16 @@ def test_policy_state_round_trip_and_garbage(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("method", "path", "target"), [
-    ("POST", "/v1/models/m:predict", Target("m", None, "predict")),
-    ("POST", "/v1/models/m/versions/3:classify", Target("m", 3, "classify")),
-    ("POST", "/v1/models/m.v2/versions/007:regress", Target("m.v2", 7, "regress")),
-    ("GET", "/v1/models/m", Target("m", None, None)),
-    ("GET", "/v1/models/m/versions/2", Target("m", 2, None)),
-    ("GET", "/v1/models/m/metadata", Target("m", None, "metadata")),
-    ("GET", "/v1/models/m/versions/2/metadata", Target("m", 2, "metadata")),
+    ("POST", "/v1/models/m:predict", ModelPath("m", None, kind="predict")),
+    ("POST", "/v1/models/m/versions/3:classify", ModelPath("m", 3, kind="classify")),
+    ("POST", "/v1/models/m.v2/versions/007:regress", ModelPath("m.v2", 7, kind="regress")),
+    ("POST", "/V1/Models/m:Predict", ModelPath("m", None, kind="predict")),  # as TF Serving
+    ("GET", "/v1/models/m", ModelPath("m")),
+    ("GET", "/v1/models/m/versions/2", ModelPath("m", 2)),
+    ("GET", "/v1/models/m/metadata", ModelPath("m", kind="metadata")),
+    ("GET", "/v1/models/m/versions/2/metadata", ModelPath("m", 2, kind="metadata")),
 ])
-def test_tf_serving_paths(method: str, path: str, target: Target) -> None:
+def test_tf_serving_paths(method: str, path: str, target: ModelPath) -> None:
     assert parse_path(path, method) == target
 
 

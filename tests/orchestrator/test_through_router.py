@@ -145,7 +145,7 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
         traffic.stop()
     # Requests the dead instance had accepted are lost mid-answer (with Docker its port proxy
     # keeps accepting until the engine tears it down); the router sends those to the cold pool
-    # too (router/proxy.py), so not one request fails.
+    # too (base/forwarding.py), so not one request fails.
     assert traffic.failures == []
     (new,) = w.instances("alpha")
     assert new.id != old.id and new.running

@@ -1,4 +1,4 @@
-"""The proxy's error mapping at the httpx edge (httpx.MockTransport, no server)."""
+"""The shared forwarder's error mapping at the httpx edge (httpx.MockTransport, no server)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from base.errors import DeadlineExceeded, Unavailable
-from router.proxy import BackendUnreachable, forward
+from base.forwarding import BackendUnreachable, forward
 
 
 def _client(error: Exception) -> httpx.AsyncClient:
@@ -46,3 +46,37 @@ async def test_answer_passes_through_unchanged() -> None:
         answer = await forward(client, "POST", "http://cold", "/v1/models/m:predict",
                                b'{"instances": [1]}', {"Content-Type": "application/json"})
     assert (answer.status, answer.body) == (418, b'{"error": "teapot"}')
+
+
+async def test_a_dropped_connection_is_sent_again_but_a_timeout_never() -> None:
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        if len(calls) == 1:
+            raise httpx.RemoteProtocolError("server closed the kept-alive connection")
+        return httpx.Response(200, content=b"{}")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as client:
+        answer = await forward(client, "POST", "http://ms", "/v1/models/m:predict", b"{}", {},
+                               attempts=2)
+    assert answer.status == 200 and len(calls) == 2
+
+    calls.clear()
+
+    def slow(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.ReadTimeout("slow")
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(slow)) as client:
+        with pytest.raises(DeadlineExceeded) as info:
+            await forward(client, "POST", "http://ms", "/v1/models/m:predict", b"{}", {},
+                          attempts=2)
+    assert len(calls) == 1 and info.value.http_status == 504
+
+
+async def test_unreachable_after_the_last_attempt_is_a_503() -> None:
+    async with _client(httpx.ConnectError("refused")) as client:
+        with pytest.raises(BackendUnreachable) as info:
+            await forward(client, "GET", "http://ms", "/v1/models/m", b"", {}, attempts=2)
+    assert isinstance(info.value, Unavailable) and info.value.http_status == 503
