@@ -133,15 +133,16 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
+    settings = _check_flags(args)  # before TensorFlow's import: a refusal costs nothing
+    if settings is None:
+        return 1
+
     from base.errors import FailedPrecondition, InvalidArgument, TierserveError
     from pools.model_server.grpc_service import make_server
     from pools.model_server.manager import ModelManager
     from pools.model_server.metrics import Metrics
     from pools.model_server.servable import Servable
 
-    settings = _check_flags(args)
-    if settings is None:
-        return 1
     _set_tf_threads(args)
     own_cache = not args.model_cache_dir
     cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))

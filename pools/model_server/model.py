@@ -156,7 +156,8 @@ class ModelEntry:
             f"Listing versions of {self.name}: {exc}")
         public = redact.public(error)
         if self.source_error is None or self.source_error.message != public.message:
-            log.warning("model %s: listing its base path failed: %s", self.name, error.message)
+            log.warning("model %s: listing its base path %s failed: %s", self.name,
+                        self.config.base_path, error.message)
         self.source_error = public
 
     def _needs_load(self, version: int) -> bool:
@@ -198,8 +199,8 @@ class ModelEntry:
         except Exception as exc:
             error = exc if isinstance(exc, TierserveError) else Internal(str(exc))
             # The whole text to the log; clients get it without paths or endpoints.
-            log.warning("model %s version %s failed to load: %s", self.name, version,
-                        error.message)
+            log.warning("model %s version %s (base path %s) failed to load: %s", self.name,
+                        version, self.config.base_path, error.message)
             error = redact.public(error)
             self._on_load(time.monotonic() - started, False, self._model_path(version))
             with self._lock:

@@ -12,7 +12,8 @@ import re
 
 from base.errors import TierserveError
 
-_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"`,;()\[\]{}]*")
+# A URL, without the punctuation that may follow it in a sentence ("...: ", "... .").
+_URL = re.compile(r"\b[A-Za-z][A-Za-z0-9+.-]*://(?:[^\s'\"`,;()\[\]{}]*[^\s'\"`,;()\[\]{}:.])?")
 # An absolute path: a slash that starts a word (not "a/b", not "1/2"), then more of it.
 _PATH = re.compile(r"(?<![\w.\-/~<])/[^\s'\"`,;:()\[\]{}]+")
 
