@@ -99,12 +99,3 @@ def test_tensor_content_on_request() -> None:
     assert len(proto.float_val) == 0
     assert proto.tensor_content == array.tobytes()
     np.testing.assert_array_equal(tf.make_ndarray(proto), array)
-
-
-@pytest.mark.parametrize("values, encoded", [
-    ([0, 1, 127], b"\x00\x01\x7f"),
-    ([128, 300], b"\x80\x01\xac\x02"),
-    ([-1], b"\xff" * 9 + b"\x01"),
-])
-def test_varints_are_protobufs(values: list[int], encoded: bytes) -> None:
-    assert tensor_proto.varints(np.array(values, np.int64)) == encoded
