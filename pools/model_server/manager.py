@@ -202,18 +202,7 @@ class ModelManager:
         if every_s > 0:
             self._spawn("fs-poll", every_s, self.poll_base_paths_once)
         if config_file and config_every_s > 0:
-            last = [Path(config_file).read_text()]
-
-            def poll_config() -> None:
-                text = Path(config_file).read_text()
-                if text != last[0]:
-                    last[0] = text
-                    try:
-                        self.reload(configs.parse_text(text))
-                    except TierserveError as exc:
-                        log.error("reloading %s: %s", config_file, exc.message)
-
-            self._spawn("config-poll", config_every_s, poll_config)
+            self._spawn("config-poll", config_every_s, ConfigFilePoller(self, config_file).check)
 
     def _spawn(self, name: str, every_s: float, fn: Callable[[], None]) -> None:
         def loop() -> None:
@@ -235,3 +224,30 @@ class ModelManager:
 
 def is_available(states: list[VersionState]) -> bool:
     return any(s.state == AVAILABLE for s in states)
+
+
+class ConfigFilePoller:
+    """Re-reads --model_config_file. A changed text is applied; one refused (say, a label
+    on a version still loading) is tried again at each poll, as TF Serving re-applies its
+    config every poll, and logged once per distinct error."""
+
+    def __init__(self, manager: ModelManager, path: str) -> None:
+        self.manager = manager
+        self.path = Path(path)
+        self.applied = self.path.read_text()
+        self._error: str | None = None
+
+    def check(self) -> None:
+        text = self.path.read_text()
+        if text == self.applied:
+            return
+        try:
+            self.manager.reload(configs.parse_text(text))
+        except Unknown as exc:  # applied; some models did not load
+            log.error("reloading %s: %s", self.path, exc.message)
+        except TierserveError as exc:  # refused: nothing changed
+            if exc.message != self._error:
+                log.error("reloading %s: %s", self.path, exc.message)
+            self._error = exc.message
+            return
+        self.applied, self._error = text, None

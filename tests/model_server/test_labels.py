@@ -147,3 +147,23 @@ def test_labels_at_start_without_the_flag_stop_the_server(store_root: Path,
     assert done.returncode == 1
     assert ("Request to assign label to version 1 of model m3, which is not currently "
             "available for inference") in done.stderr
+
+
+def test_a_refused_config_file_is_tried_again_at_the_next_poll(base: Path,
+                                                              tmp_path: Path) -> None:
+    from pools.model_server.manager import ConfigFilePoller
+
+    m = manager(tmp_path)
+    m.reload(config(base, {}, versions=(1,)))
+    path = tmp_path / "models.config"
+    path.write_text("")
+    poller = ConfigFilePoller(m, str(path))
+    # Version 2 and a label on it in one edit: refused while 2 is not loaded.
+    path.write_text(str(config(base, {"canary": 2}, versions=(1, 2))))
+    poller.check()
+    with pytest.raises(InvalidArgument):
+        m.resolve("m", label="canary")
+    m.reload(config(base, {}, versions=(1, 2)))  # version 2 comes up (here: another reload)
+    poller.check()
+    assert m.resolve("m", label="canary") == (2, "servable-2")
+    m.close()
