@@ -14,6 +14,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from pools.model_server import tf_flags
+
 log = logging.getLogger("tierserve.model_server")
 
 
@@ -50,18 +52,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="where s3:// versions are downloaded (default: a temporary folder)")
     add("--shutdown_grace_seconds", type=float, default=20.0,
         help="on SIGTERM, how long in-flight requests may take to finish")
-    ignored = parser.add_argument_group(
-        "accepted as tensorflow_model_server does, ignored (metrics are always on)")
-    for flag in _IGNORED_FLAGS:
-        ignored.add_argument(f"--{flag}", nargs="?", const="true", default=None,
-                             help=argparse.SUPPRESS)
-
-
-# Flags deployments pass to tensorflow_model_server: taken, so one command line fits both.
-_IGNORED_FLAGS = ("monitoring_config_file", "enable_batching", "batching_parameters_file",
-                  "rest_api_timeout_in_ms", "enable_model_warmup", "platform_config_file",
-                  "allow_version_labels_for_unavailable_models", "grpc_channel_arguments",
-                  "per_process_gpu_memory_fraction", "saved_model_tags")
+    add("--monitoring_config_file", default="",
+        help="TF Serving's MonitoringConfig (text): prometheus_config { enable: true path: "
+             "\"/metrics\" } serves the metrics on that path too")
+    tf_flags.add_bool(parser, "allow_version_labels_for_unavailable_models",
+                      "let a config give a new label to a version not loaded yet")
+    tf_flags.add_bool(parser, "enable_serialization_as_tensor_content",
+                      "gRPC Predict answers in tensor_content instead of the typed fields")
+    tf_flags.add_bool(parser, "version", "print the versions and exit")
+    tf_flags.add_unsupported(parser)
 
 
 def _initial_config(args: argparse.Namespace) -> Any:
@@ -77,8 +76,49 @@ def _initial_config(args: argparse.Namespace) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.version:
+        print(_versions())
+        return 0
     _exit_now(_run(args))
     return 0  # unreachable
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    from base.version import __version__
+
+    try:
+        tensorflow = version("tensorflow")
+    except PackageNotFoundError:
+        tensorflow = "unknown"
+    return f"TensorFlow ModelServer: tierserve {__version__}\nTensorFlow Library: {tensorflow}"
+
+
+def _check_flags(args: argparse.Namespace) -> Any:
+    """The monitoring settings, or None (logged) when the server must not start."""
+    from base.errors import InvalidArgument
+    from pools.model_server import monitoring
+
+    refused = tf_flags.refused(args)
+    if refused:
+        log.error("%s: transport security is not supported by this server; refusing to "
+                  "serve without it (terminate TLS in front of it instead)", ", ".join(refused))
+        return None
+    ignored = tf_flags.ignored(args)
+    if ignored:
+        log.warning("%s", tf_flags.warning(ignored))
+    if not args.monitoring_config_file:
+        return monitoring.Monitoring()
+    try:
+        settings = monitoring.read_file(args.monitoring_config_file)
+    except InvalidArgument as exc:
+        log.error("%s", exc.message)
+        return None
+    if settings.enabled and not args.rest_api_port:
+        log.warning("the monitoring config enables Prometheus, but there is no REST API to "
+                    "serve it on (--rest_api_port)")
+    return settings
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -93,7 +133,11 @@ def _run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    from base.errors import InvalidArgument, TierserveError
+    settings = _check_flags(args)  # before TensorFlow's import: a refusal costs nothing
+    if settings is None:
+        return 1
+
+    from base.errors import FailedPrecondition, InvalidArgument, TierserveError
     from pools.model_server.grpc_service import make_server
     from pools.model_server.manager import ModelManager
     from pools.model_server.metrics import Metrics
@@ -104,11 +148,13 @@ def _run(args: argparse.Namespace) -> int:
     cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))
     metrics = Metrics()
     manager = ModelManager(Servable, cache_root, args.num_load_threads, metrics.observe_load,
-                           args.release_memory_interval_seconds)
+                           args.release_memory_interval_seconds,
+                           args.allow_version_labels_for_unavailable_models)
     try:
         try:
             manager.reload(_initial_config(args))
-        except InvalidArgument as exc:
+        except (InvalidArgument, FailedPrecondition) as exc:
+            # As TF Serving: a bad list, or labels on versions not loaded yet, stop the start.
             log.error("bad model config: %s", exc.message)
             return 1
         except TierserveError as exc:
@@ -118,12 +164,13 @@ def _run(args: argparse.Namespace) -> int:
             return 0
         grpc_host = args.grpc_host or args.host
         grpc_server, grpc_port = make_server(manager, metrics, grpc_host, args.port,
-                                             args.grpc_max_threads)
+                                             args.grpc_max_threads,
+                                             args.enable_serialization_as_tensor_content)
         log.info("gRPC API on %s:%d", grpc_host, grpc_port)
         manager.start_polling(args.file_system_poll_wait_seconds, args.model_config_file or None,
                               args.model_config_file_poll_wait_seconds)
         if args.rest_api_port:
-            _serve_rest(args, manager, metrics, grpc_server, stopping)
+            _serve_rest(args, manager, metrics, grpc_server, stopping, settings)
         else:
             stopping.wait()
         log.info("shutting down: finishing in-flight requests")
@@ -154,12 +201,13 @@ def _exit_now(code: int) -> None:
 
 
 def _serve_rest(args: argparse.Namespace, manager: Any, metrics: Any, grpc_server: Any,
-                stopping: threading.Event) -> None:
+                stopping: threading.Event, settings: Any) -> None:
     import uvicorn
 
-    from pools.model_server.rest import RestApi
+    from pools.model_server.rest import METRICS_PATH, RestApi
 
-    api = RestApi(manager, metrics, args.rest_api_num_threads)
+    api = RestApi(manager, metrics, args.rest_api_num_threads,
+                  settings.path if settings.enabled else METRICS_PATH)
     host = args.rest_api_host or args.host
 
     class Server(uvicorn.Server):

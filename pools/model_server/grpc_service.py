@@ -22,7 +22,7 @@ from tensorflow_serving.apis import (
 )
 
 from base.errors import InvalidArgument, TierserveError
-from pools.model_server import examples
+from pools.model_server import examples, tensor_proto
 from pools.model_server.manager import ModelManager
 from pools.model_server.metrics import UNKNOWN, Metrics
 from pools.model_server.model import VersionState
@@ -57,9 +57,12 @@ def version_status_protos(states: list[VersionState]) -> list[Any]:
 
 
 class _Base:
-    def __init__(self, manager: ModelManager, metrics: Metrics) -> None:
+    def __init__(self, manager: ModelManager, metrics: Metrics,
+                 tensor_content: bool = False) -> None:
         self.manager = manager
         self.metrics = metrics
+        # --enable_serialization_as_tensor_content; TF Serving's default is the typed fields.
+        self.tensor_content = tensor_content
 
     def _call(self, context: grpc.ServicerContext, method: str, model: str,
               fn: Callable[[], T], empty: T) -> T:
@@ -100,13 +103,15 @@ class PredictionServicer(_Base, prediction_service_pb2_grpc.PredictionServiceSer
                 inputs[key] = tf.make_ndarray(proto)
             except (TypeError, ValueError) as exc:
                 raise InvalidArgument(f"input {key}: bad TensorProto: {exc}") from exc
+        started = time.monotonic()
         outputs = servable.predict(signature, inputs, list(request.output_filter) or None)
+        self.metrics.observe_runtime(name, "predict", time.monotonic() - started)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = name
         response.model_spec.version.value = version
         response.model_spec.signature_name = signature or "serving_default"
         for key, array in outputs.items():
-            response.outputs[key].CopyFrom(tf.make_tensor_proto(array))
+            tensor_proto.fill(response.outputs[key], array, self.tensor_content)
         return response
 
     def GetModelMetadata(self, request: Any, context: grpc.ServicerContext) -> Any:
@@ -158,7 +163,9 @@ class PredictionServicer(_Base, prediction_service_pb2_grpc.PredictionServiceSer
         name, version, label = _spec(request)
         version, servable = self.manager.resolve(name, version, label)
         serialized = examples.serialize_input(request.input)
+        started = time.monotonic()
         outputs = servable.run_examples(request.model_spec.signature_name, method, serialized)
+        self.metrics.observe_runtime(name, method, time.monotonic() - started)
         return version, outputs, len(serialized)
 
     @staticmethod
@@ -180,12 +187,9 @@ class ModelServicer(_Base, model_service_pb2_grpc.ModelServiceServicer):
     def _status(self, request: Any) -> Any:
         name, version, label = _spec(request)
         if label is not None:
-            entry = self.manager.entry(name)
-            labelled = entry.config.version_labels.get(label)
-            if labelled is None:
-                raise InvalidArgument(f"Unrecognized servable version label: {label}")
-            version = labelled
-        states = self.manager.status(name, version)
+            states = self.manager.labelled_status(name, label)
+        else:
+            states = self.manager.status(name, version)
         return get_model_status_pb2.GetModelStatusResponse(
             model_version_status=version_status_protos(states))
 
@@ -205,14 +209,14 @@ class ModelServicer(_Base, model_service_pb2_grpc.ModelServiceServicer):
 
 
 def make_server(manager: ModelManager, metrics: Metrics, host: str, port: int,
-                max_workers: int = 16) -> tuple[grpc.Server, int]:
+                max_workers: int = 16, tensor_content: bool = False) -> tuple[grpc.Server, int]:
     """A started gRPC server; returns it and the bound port."""
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="grpc"),
                          options=[("grpc.max_receive_message_length", 256 << 20),
                                   ("grpc.max_send_message_length", 256 << 20)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(
-        PredictionServicer(manager, metrics), server)
+        PredictionServicer(manager, metrics, tensor_content), server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(
         ModelServicer(manager, metrics), server)
     bound = server.add_insecure_port(f"{host}:{port}")

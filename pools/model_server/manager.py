@@ -12,10 +12,10 @@ from typing import Any
 
 import grpc
 
-from base.errors import NotFound, TierserveError
+from base.errors import FailedPrecondition, InvalidArgument, NotFound, TierserveError
 from pools.model_server import config as configs
 from pools.model_server.memory import MemoryReleaser
-from pools.model_server.model import AVAILABLE, ModelEntry, VersionState
+from pools.model_server.model import AVAILABLE, LoadObserver, ModelEntry, VersionState
 from pools.model_server.sources import open_source
 
 log = logging.getLogger(__name__)
@@ -35,9 +35,12 @@ class ModelManager:
     """Owns every ModelEntry. Reloads are serialized; the models of one reload load in parallel."""
 
     def __init__(self, loader: Callable[[Path], Any], cache_root: Path, num_load_threads: int = 4,
-                 on_load: Callable[[float, bool], None] | None = None,
-                 release_interval_s: float = 10.0) -> None:
+                 on_load: LoadObserver | None = None,
+                 release_interval_s: float = 10.0,
+                 allow_labels_for_unavailable: bool = False) -> None:
         self._loader = loader
+        # --allow_version_labels_for_unavailable_models
+        self._allow_unavailable_labels = allow_labels_for_unavailable
         self._cache_root = cache_root
         self._on_load = on_load
         self._memory = MemoryReleaser(release_interval_s)
@@ -51,21 +54,27 @@ class ModelManager:
 
     # -- reads --------------------------------------------------------------------------------
 
-    def entry(self, name: str) -> ModelEntry:
-        with self._lock:
-            entry = self._models.get(name)
-        if entry is None:
-            raise NotFound(f"Servable not found for request: Latest({name})")
-        return entry
-
     def resolve(self, name: str, version: int | None = None,
                 label: str | None = None) -> tuple[int, Any]:
         with self._lock:
             entry = self._models.get(name)
         if entry is None:
+            if label is not None:  # TF Serving looks the label up first
+                raise InvalidArgument(f"Unrecognized servable version label: {label}")
             what = f"Specific({name}, {version})" if version is not None else f"Latest({name})"
             raise NotFound(f"Servable not found for request: {what}")
         return entry.resolve(version, label)
+
+    def labelled_status(self, name: str, label: str) -> list[VersionState]:
+        """Status of the version a label names (TF Serving ignores the label: all versions)."""
+        with self._lock:
+            entry = self._models.get(name)
+        if entry is None:
+            return self.status(name)
+        version = entry.config.version_labels.get(label)
+        if version is None:
+            raise InvalidArgument(f"Unrecognized servable version label: {label}")
+        return self.status(name, version)
 
     def status(self, name: str, version: int | None = None) -> list[VersionState]:
         with self._lock:
@@ -108,6 +117,7 @@ class ModelManager:
             with self._lock:
                 current = dict(self._models)
             wanted = {m.name: m for m in models}
+            self._check_labels(wanted, current)
             removed = [e for name, e in current.items() if name not in wanted]
             fresh: dict[str, ModelEntry] = {}   # new names: visible (LOADING) at once
             swaps: dict[str, ModelEntry] = {}   # new base path: old one serves meanwhile
@@ -147,6 +157,23 @@ class ModelManager:
             raise Unknown(f"{len(failed)} model(s) did not become available: "
                           f"{{{', '.join(parts)}, }}")
 
+    def _check_labels(self, wanted: dict[str, Any], current: dict[str, ModelEntry]) -> None:
+        """TF Serving's rule: a label may only name a version AVAILABLE now. With
+        --allow_version_labels_for_unavailable_models, also a label that is new or keeps
+        its version (moving a label onto a version still loading would drop its traffic)."""
+        for name, model in wanted.items():
+            old = current.get(name)
+            available = set(old.available_versions()) if old is not None else set()
+            old_labels = dict(old.config.version_labels) if old is not None else {}
+            for label, version in model.version_labels.items():
+                if version in available:
+                    continue
+                if self._allow_unavailable_labels and old_labels.get(label, version) == version:
+                    continue
+                raise FailedPrecondition(
+                    f"Request to assign label to version {version} of model {name}, "
+                    "which is not currently available for inference")
+
     def _new_entry(self, model: Any) -> ModelEntry:
         source = open_source(model.name, model.base_path, self._cache_root)
         return ModelEntry(model, source, self._loader, self._on_load, self._memory.request)
@@ -175,18 +202,7 @@ class ModelManager:
         if every_s > 0:
             self._spawn("fs-poll", every_s, self.poll_base_paths_once)
         if config_file and config_every_s > 0:
-            last = [Path(config_file).read_text()]
-
-            def poll_config() -> None:
-                text = Path(config_file).read_text()
-                if text != last[0]:
-                    last[0] = text
-                    try:
-                        self.reload(configs.parse_text(text))
-                    except TierserveError as exc:
-                        log.error("reloading %s: %s", config_file, exc.message)
-
-            self._spawn("config-poll", config_every_s, poll_config)
+            self._spawn("config-poll", config_every_s, ConfigFilePoller(self, config_file).check)
 
     def _spawn(self, name: str, every_s: float, fn: Callable[[], None]) -> None:
         def loop() -> None:
@@ -208,3 +224,30 @@ class ModelManager:
 
 def is_available(states: list[VersionState]) -> bool:
     return any(s.state == AVAILABLE for s in states)
+
+
+class ConfigFilePoller:
+    """Re-reads --model_config_file. A changed text is applied; one refused (say, a label
+    on a version still loading) is tried again at each poll, as TF Serving re-applies its
+    config every poll, and logged once per distinct error."""
+
+    def __init__(self, manager: ModelManager, path: str) -> None:
+        self.manager = manager
+        self.path = Path(path)
+        self.applied = self.path.read_text()
+        self._error: str | None = None
+
+    def check(self) -> None:
+        text = self.path.read_text()
+        if text == self.applied:
+            return
+        try:
+            self.manager.reload(configs.parse_text(text))
+        except Unknown as exc:  # applied; some models did not load
+            log.error("reloading %s: %s", self.path, exc.message)
+        except TierserveError as exc:  # refused: nothing changed
+            if exc.message != self._error:
+                log.error("reloading %s: %s", self.path, exc.message)
+            self._error = exc.message
+            return
+        self.applied, self._error = text, None

@@ -1,4 +1,8 @@
-"""Prometheus metrics of one model server, served at /monitoring/prometheus/metrics."""
+"""Prometheus metrics of one model server, served at /monitoring/prometheus/metrics.
+
+Two families in one page: tierserve's own (`tierserve_model_server_*`) and TF Serving's
+(`:tensorflow:serving:*`, `:tensorflow:cc:saved_model:*`, see tfs_metrics).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from prometheus_client import (
     ProcessCollector,
     generate_latest,
 )
+
+from pools.model_server import tfs_metrics
 
 # Per-model labels are bounded: past this many names, models share the label "__other__".
 MAX_MODEL_LABELS = 1000
@@ -49,16 +55,21 @@ class Metrics:
         self.loads = Counter(
             "tierserve_model_server_model_loads_total", "Version loads by outcome.",
             ["outcome"], registry=self.registry)
+        self.tfs = tfs_metrics.TfsMetrics()
         self._names: set[str] = set()
+        self._paths: set[str] = set()
         self._lock = threading.Lock()
 
     def model_label(self, name: str) -> str:
+        return self._bounded(self._names, name)
+
+    def _bounded(self, seen: set[str], value: str) -> str:
         with self._lock:
-            if name in self._names:
-                return name
-            if len(self._names) < MAX_MODEL_LABELS:
-                self._names.add(name)
-                return name
+            if value in seen:
+                return value
+            if len(seen) < MAX_MODEL_LABELS:
+                seen.add(value)
+                return value
         return OTHER
 
     def observe_request(self, model: str, api: str, method: str, code: str,
@@ -66,10 +77,18 @@ class Metrics:
         label = self.model_label(model)
         self.requests.labels(label, api, method, code).inc()
         self.latency.labels(label, api, method).observe(seconds)
+        tfs_api = (tfs_metrics.GRPC_APIS if api == "grpc" else tfs_metrics.REST_APIS).get(method)
+        if tfs_api is not None:
+            self.tfs.request(label, tfs_api, api.upper(), code, seconds * 1e6)
 
-    def observe_load(self, seconds: float, ok: bool) -> None:
+    def observe_runtime(self, model: str, method: str, seconds: float) -> None:
+        """Time spent running the model (TF Serving's runtime_latency)."""
+        self.tfs.runtime(self.model_label(model), tfs_metrics.GRPC_APIS[method], seconds * 1e6)
+
+    def observe_load(self, seconds: float, ok: bool, model_path: str = "") -> None:
         self.load_seconds.observe(seconds)
         self.loads.labels("ok" if ok else "error").inc()
+        self.tfs.load(self._bounded(self._paths, model_path), ok, seconds * 1e6)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + self.tfs.render().encode()

@@ -18,6 +18,7 @@ from base.errors import (
     TierserveError,
     Unavailable,
 )
+from pools.model_server import redact
 from pools.model_server.sources import VersionSource
 from pools.model_server.versions import VersionPolicy, to_unload
 
@@ -32,7 +33,7 @@ MAX_LOAD_ATTEMPTS = 5
 _RETRYABLE = (Unavailable, DeadlineExceeded)
 
 Loader = Callable[[Path], Any]
-LoadObserver = Callable[[float, bool], None]
+LoadObserver = Callable[[float, bool, str], None]  # seconds, ok, model path
 UnloadHook = Callable[[], None]
 
 
@@ -55,7 +56,7 @@ class ModelEntry:
         self.policy = VersionPolicy.from_proto(config.model_version_policy)
         self.source = source
         self._loader = loader
-        self._on_load = on_load or (lambda _s, _ok: None)
+        self._on_load = on_load or (lambda _s, _ok, _path: None)
         self._on_unload = on_unload or (lambda: None)
         self._sync_lock = threading.Lock()
         self._lock = threading.Lock()
@@ -111,8 +112,7 @@ class ModelEntry:
         if any(s.state == AVAILABLE for s in states.values()):
             return []
         return [VersionState(0, END, self.source_error or NotFound(
-            f"No versions of servable {self.name} found under base path "
-            f"{self.config.base_path}"))]
+            f"No versions of servable {self.name} found under its base path"))]
 
     # -- changes (blocking) -----------------------------------------------------------------
 
@@ -123,16 +123,12 @@ class ModelEntry:
                 return
             try:
                 on_disk = set(self.source.list_versions())
-            except TierserveError as exc:
-                # Keep what is loaded (a transient listing error must not unload a model).
-                self.source_error = exc
-                return
             except Exception as exc:
-                self.source_error = Internal(f"Listing versions of {self.name}: {exc}")
+                # Keep what is loaded (a transient listing error must not unload a model).
+                self._source_failed(exc)
                 return
             self.source_error = None if on_disk else NotFound(
-                f"No versions of servable {self.name} found under base path "
-                f"{self.config.base_path}")
+                f"No versions of servable {self.name} found under its base path")
             wanted = self.policy.select(on_disk)
             with self._lock:
                 self._wanted = frozenset(wanted)
@@ -154,6 +150,15 @@ class ModelEntry:
             self._trim()
         if gone:
             self._on_unload()
+
+    def _source_failed(self, exc: Exception) -> None:
+        error = exc if isinstance(exc, TierserveError) else Internal(
+            f"Listing versions of {self.name}: {exc}")
+        public = redact.public(error)
+        if self.source_error is None or self.source_error.message != public.message:
+            log.warning("model %s: listing its base path %s failed: %s", self.name,
+                        self.config.base_path, error.message)
+        self.source_error = public
 
     def _needs_load(self, version: int) -> bool:
         state = self._states.get(version)
@@ -193,18 +198,24 @@ class ModelEntry:
             servable = self._loader(self.source.fetch(version))
         except Exception as exc:
             error = exc if isinstance(exc, TierserveError) else Internal(str(exc))
-            log.warning("model %s version %s failed to load: %s", self.name, version,
-                        error.message)
-            self._on_load(time.monotonic() - started, False)
+            # The whole text to the log; clients get it without paths or endpoints.
+            log.warning("model %s version %s (base path %s) failed to load: %s", self.name,
+                        version, self.config.base_path, error.message)
+            error = redact.public(error)
+            self._on_load(time.monotonic() - started, False, self._model_path(version))
             with self._lock:
                 self._attempts[version] = self._attempts.get(version, 0) + 1
             self._set(VersionState(version, END, error))
             return
-        self._on_load(time.monotonic() - started, True)
+        self._on_load(time.monotonic() - started, True, self._model_path(version))
         with self._lock:
             self._attempts.pop(version, None)
         log.info("model %s version %s AVAILABLE", self.name, version)
         self._set(VersionState(version, AVAILABLE, servable=servable))
+
+    def _model_path(self, version: int) -> str:
+        """The version's path as configured (TF Serving's model_path metric label)."""
+        return f"{self.config.base_path.rstrip('/')}/{version}"
 
     def _unload(self, version: int) -> None:
         self._set(VersionState(version, UNLOADING))

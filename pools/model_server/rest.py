@@ -36,18 +36,31 @@ def _status_json(states: list[VersionState]) -> dict[str, Any]:
 
 
 class RestApi:
-    def __init__(self, manager: ModelManager, metrics: Metrics, workers: int = 8) -> None:
+    def __init__(self, manager: ModelManager, metrics: Metrics, workers: int = 8,
+                 metrics_path: str = METRICS_PATH) -> None:
         self.manager = manager
         self.metrics = metrics
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infer")
+        # --monitoring_config_file's path; the default one stays (readiness probes use it).
+        self.metrics_paths = sorted({METRICS_PATH, metrics_path})
 
     def app(self) -> FastAPI:
         app = FastAPI(title="tierserve model server", docs_url=None, redoc_url=None,
                       openapi_url=None)
         install_error_handlers(app)
-        app.add_api_route(METRICS_PATH, self.prometheus, methods=["GET"])
+        for path in self.metrics_paths:
+            app.add_api_route(path, self.prometheus, methods=["GET"])
+        # Without it Starlette would answer /v1/models with a redirect to /v1/models/.
+        app.add_api_route("/v1/models", self.no_name, methods=["GET", "POST"])
         app.add_api_route("/v1/models/{rest:path}", self.models, methods=["GET", "POST"])
         return app
+
+    async def no_name(self, request: Request) -> Response:
+        # TF Serving's answers: a status request needs a name; anything else is malformed.
+        if request.method == "GET":
+            return error_response(InvalidArgument("Missing model name in request."))
+        return error_response(InvalidArgument(
+            f"Malformed request: {request.method} {request.url.path}"))
 
     async def prometheus(self) -> Response:
         loaded_models, loaded_versions = self.manager.counts()
@@ -85,10 +98,7 @@ class RestApi:
 
     def _status(self, name: str, version: int | None, label: str | None) -> list[VersionState]:
         if label is not None:
-            labelled = self.manager.entry(name).config.version_labels.get(label)
-            if labelled is None:
-                raise InvalidArgument(f"Unrecognized servable version label: {label}")
-            version = labelled
+            return self.manager.labelled_status(name, label)
         return self.manager.status(name, version)
 
     def _metadata(self, name: str, version: int | None, label: str | None) -> dict[str, Any]:
@@ -103,7 +113,9 @@ class RestApi:
         def work() -> bytes:
             specs = servable.signature(request.signature_name)
             inputs = tensors.decode_inputs(request, {n: s.dtype for n, s in specs.items()})
+            started = time.monotonic()
             outputs = servable.predict(request.signature_name, inputs)
+            self.metrics.observe_runtime(name, "predict", time.monotonic() - started)
             return tensors.dumps(tensors.encode_outputs(request.form, outputs))
 
         loop = asyncio.get_running_loop()
@@ -118,7 +130,9 @@ class RestApi:
 
         def work() -> bytes:
             serialized = examples.serialize_json(rows, context)
+            started = time.monotonic()
             outputs = servable.run_examples(signature, method, serialized)
+            self.metrics.observe_runtime(name, method, time.monotonic() - started)
             if method == examples.REGRESS:
                 return tensors.dumps({"results": examples.regressions(outputs, len(rows))})
             results = examples.classifications(outputs, len(rows))

@@ -31,10 +31,10 @@ class Servable:
         try:
             self._model = tf.saved_model.load(str(path), tags=["serve"])
         except Exception as exc:  # TF raises many types for a bad model
-            raise FailedPrecondition(f"Failed to load SavedModel at {path}: {exc}") from exc
+            raise FailedPrecondition(f"Failed to load SavedModel: {exc}") from exc
         self._functions = dict(self._model.signatures)
         if not self._functions:
-            raise FailedPrecondition(f"SavedModel at {path} has no serving signatures")
+            raise FailedPrecondition("The SavedModel has no serving signatures")
         self.inputs: dict[str, dict[str, InputSpec]] = {}
         for key, func in self._functions.items():
             specs = func.structured_input_signature[1]
@@ -110,4 +110,4 @@ def _short(exc: Exception) -> str:
 
 def check_version_dir(path: Path) -> None:
     if not path.is_dir():
-        raise NotFound(f"{path} is not a folder")
+        raise NotFound("The version's folder is missing")

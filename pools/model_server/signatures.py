@@ -25,12 +25,12 @@ def read_signature_defs(path: Path) -> Any:
             text_format.Parse(pbtxt.read_text(), saved)
         else:
             raise FailedPrecondition(
-                f"SavedModel not found in export directory: {path} (no saved_model.pb)")
+                "SavedModel not found in the version's folder (no saved_model.pb)")
     except (message.DecodeError, text_format.ParseError, UnicodeDecodeError) as exc:
-        raise FailedPrecondition(f"Could not parse SavedModel at {path}: {exc}") from exc
+        raise FailedPrecondition(f"Could not parse the SavedModel: {exc}") from exc
     graphs = [g for g in saved.meta_graphs if SERVE_TAG in g.meta_info_def.tags]
     if not graphs:
-        raise FailedPrecondition(f"SavedModel at {path} has no MetaGraph tagged {SERVE_TAG!r}")
+        raise FailedPrecondition(f"The SavedModel has no MetaGraph tagged {SERVE_TAG!r}")
     result = get_model_metadata_pb2.SignatureDefMap()
     for key, sig in graphs[0].signature_def.items():
         if key.startswith("__"):  # TF2 internal signatures (e.g. __saved_model_init_op)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
 from typing import Protocol
 
-from base.errors import NotFound
+from base.errors import NotFound, Unavailable
 from pools.store.base import version_folders
+
+log = logging.getLogger(__name__)
 
 
 class VersionSource(Protocol):
@@ -32,8 +35,7 @@ class LocalSource:
         try:
             entries = [e.name for e in os.scandir(self.base) if e.is_dir()]
         except (FileNotFoundError, NotADirectoryError) as exc:
-            raise NotFound(
-                f"Could not find base path {self.base} for servable {self.name}") from exc
+            raise NotFound(f"Could not find base path for servable {self.name}") from exc
         return version_folders(entries)
 
     def list_versions(self) -> list[int]:
@@ -42,7 +44,8 @@ class LocalSource:
     def fetch(self, version: int) -> Path:
         folder = self._folders().get(version)
         if folder is None:
-            raise NotFound(f"version {version} of {self.name} is gone from {self.base}")
+            raise NotFound(f"Version {version} of servable {self.name} is gone from its "
+                           "base path")
         return self.base / folder
 
     def release(self, version: int) -> None:
@@ -65,11 +68,21 @@ class S3Source:
         try:
             return self.store.list_versions(self.folder)
         except NotFound as exc:
-            raise NotFound(f"Could not find base path for servable {self.name}: "
-                           f"{exc.message}") from exc
+            log.info("servable %s: %s", self.name, exc.message)
+            raise NotFound(f"Could not find base path for servable {self.name}") from exc
+        except Unavailable as exc:
+            # The store's message names its endpoint: for the log only.
+            log.warning("servable %s: %s", self.name, exc.message)
+            raise Unavailable(f"The model store cannot be reached for servable "
+                              f"{self.name}") from exc
 
     def fetch(self, version: int) -> Path:
-        return self.store.download(self.folder, version, self.cache)
+        try:
+            return self.store.download(self.folder, version, self.cache)
+        except Unavailable as exc:
+            log.warning("servable %s version %s: %s", self.name, version, exc.message)
+            raise Unavailable(f"The model store cannot be reached for version {version} of "
+                              f"servable {self.name}") from exc
 
     def release(self, version: int) -> None:
         shutil.rmtree(self.cache / str(version), ignore_errors=True)

@@ -47,7 +47,9 @@ def served(store_root: Path, log_dir: Path, served_config: Path,
                    'version_labels { key: "stable" value: 1 } '
                    'version_labels { key: "canary" value: 2 }'}
     served_config.write_text(config_text(models, extra))
+    # Labels on versions not loaded yet, at start: TF Serving wants this flag too.
     server = start_model_server(log_dir, "--model_config_file", str(served_config),
+                                "--allow_version_labels_for_unavailable_models",
                                 "--model_config_file_poll_wait_seconds", "0.5",
                                 "--file_system_poll_wait_seconds", "0.5", name="ms-main")
     yield server

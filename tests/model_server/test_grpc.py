@@ -112,3 +112,16 @@ def test_get_model_metadata(served: ModelServer) -> None:
     serving = signatures.signature_def["serving_default"]
     assert serving.method_name == "tensorflow/serving/predict"
     assert serving.inputs["x"].name == "x:0" and serving.outputs["y"].name == "y:0"
+
+
+def test_predict_answers_in_typed_fields_as_tf_serving(served: ModelServer) -> None:
+    stub = served.prediction_stub()
+    y = stub.Predict(predict_request("m2", [1.0, 2.0, 5.0]), 30).outputs["y"]
+    assert list(y.float_val) == toy_models.expected(4.0, 1.0, [1, 2, 5])
+    assert y.tensor_content == b"" and [d.size for d in y.tensor_shape.dim] == [3]
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = "m1"
+    request.model_spec.signature_name = "bytes_length"
+    request.inputs["data_bytes"].CopyFrom(tf.make_tensor_proto([b"abcd", b"", b"xy"]))
+    length = stub.Predict(request, 30).outputs["length"]
+    assert list(length.int_val) == [4, 0, 2] and length.tensor_content == b""

@@ -9,7 +9,13 @@ import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
-from tests.model_server.helpers import ModelServer, metric, reload_request, start_model_server
+from tests.model_server.helpers import (
+    ModelServer,
+    config_text,
+    metric,
+    reload_request,
+    start_model_server,
+)
 from tierserve import toy_models
 
 LOADS = "tierserve_model_server_model_loads_total"
@@ -82,6 +88,9 @@ def test_failed_models_are_named_and_others_load(empty_server: ModelServer, stor
     assert missing["state"] == "END" and missing["status"]["error_code"] == "NOT_FOUND"
     (broken,) = empty_server.status("broken").json()["model_version_status"]
     assert broken["state"] == "END" and broken["status"]["error_message"]
+    # The model and the reason; not where this server keeps it.
+    for text in (details, missing["status"]["error_message"], broken["status"]["error_message"]):
+        assert str(tmp_path) not in text and "no-such-folder" not in text, text
 
 
 @pytest.mark.parametrize("models, words", [
@@ -105,6 +114,31 @@ def test_duplicate_names_are_invalid_argument_and_change_nothing(
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "multiple times" in caught.value.details()
     assert status_states(empty_server, "r1") == [(1, AVAILABLE)]
+
+
+def test_labels_by_reload_only_on_available_versions(empty_server: ModelServer,
+                                                      store: Path) -> None:
+    from google.protobuf import text_format
+    from tensorflow_serving.apis import model_management_pb2
+    from tensorflow_serving.config import model_server_config_pb2
+
+    def with_labels(labels: dict[str, int]) -> model_management_pb2.ReloadConfigRequest:
+        extra = " ".join(f'version_labels {{ key: "{k}" value: {v} }}' for k, v in labels.items())
+        text = config_text({"r1": str(store / "r1")}, {"r1": extra})
+        config = text_format.Parse(text, model_server_config_pb2.ModelServerConfig())
+        return model_management_pb2.ReloadConfigRequest(config=config)
+
+    reload(empty_server, {"r1": str(store / "r1")})
+    stub = empty_server.model_stub()
+    assert stub.HandleReloadConfigRequest(with_labels({"stable": 1}), 60).status.error_code == 0
+    by_label = empty_server.predict("r1", {"instances": [2.0]}, "/labels/stable")
+    assert by_label.json() == {"predictions": [2.0]}
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.HandleReloadConfigRequest(with_labels({"stable": 1, "next": 9}), 60)
+    assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert caught.value.details() == ("Request to assign label to version 9 of model r1, "
+                                      "which is not currently available for inference")
+    assert empty_server.predict("r1", {"instances": [1.0]}, "/labels/next").status_code == 400
 
 
 def test_reload_to_empty_unloads_everything(empty_server: ModelServer, store: Path) -> None:

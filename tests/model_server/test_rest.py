@@ -122,11 +122,26 @@ def test_bad_json_unknown_model_status_and_bad_urls(served: ModelServer) -> None
     assert httpx.get(f"{served.rest}/v1/models/m1/versions/x").status_code == 400
 
 
-def test_corrupt_and_empty_models_report_end_with_their_error(served: ModelServer) -> None:
+def test_listing_without_a_name_is_tf_servings_400(served: ModelServer) -> None:
+    # TF Serving answers these itself; no redirect to /v1/models/.
+    listing = httpx.get(f"{served.rest}/v1/models", timeout=10)
+    assert (listing.status_code, listing.json()) == (
+        400, {"error": "Missing model name in request."})
+    slash = httpx.get(f"{served.rest}/v1/models/", timeout=10)
+    assert (slash.status_code, slash.json()) == (
+        400, {"error": "Malformed request: GET /v1/models/"})
+    assert httpx.post(f"{served.rest}/v1/models", json={}, timeout=10).status_code == 400
+
+
+def test_corrupt_and_empty_models_report_end_with_their_error(served: ModelServer,
+                                                              store_root: Path) -> None:
     for name in ("corrupt", "empty"):
         (state,) = served.status(name).json()["model_version_status"]
         assert state["state"] == "END" and state["version"] == "1"
         assert state["status"]["error_code"] != "OK" and state["status"]["error_message"]
+        # The model and the reason; where it lives on this server goes to the log only.
+        message = state["status"]["error_message"]
+        assert str(store_root) not in message and "/tmp" not in message, message
         assert served.predict(name, {"instances": [1.0]}).status_code == 404
     assert served.predict("m1", {"instances": [1.0]}).json() == {"predictions": [2.0]}
 
@@ -141,6 +156,20 @@ def test_prometheus_metrics_count_requests_and_loads(served: ModelServer) -> Non
     assert metric(served, "tierserve_model_server_loaded_models") >= 4
     assert metric(served, "tierserve_model_server_model_load_seconds_count") >= 5
     assert metric(served, "tierserve_model_server_model_loads_total", 'outcome="error"') >= 2
+
+
+def test_tf_servings_metric_names(served: ModelServer, store_root: Path) -> None:
+    count = ":tensorflow:serving:request_count"
+    before = metric(served, count, 'model_name="m1",status="OK"')
+    served.predict("m1", {"instances": [1.0]})
+    assert metric(served, count, 'model_name="m1",status="OK"') == before + 1
+    assert metric(served, ":tensorflow:serving:request_latency_count",
+                  'model_name="m1",API="predict",entrypoint="REST"') >= 1
+    assert metric(served, ":tensorflow:serving:runtime_latency_count",
+                  'model_name="m1",API="Predict",runtime="TF1"') >= 1
+    loads = ":tensorflow:cc:saved_model:load_attempt_count"
+    assert metric(served, loads, f'model_path="{store_root}/m1/1",status="success"') == 1
+    assert metric(served, loads, f'model_path="{store_root}/corrupt/1",status="fail"') >= 1
 
 
 async def test_concurrent_clients_each_get_their_own_answer(served: ModelServer) -> None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from base.errors import Unavailable
+from pools.model_server.sources import S3Source
 from testkit import stores as testing
 from tests.model_server.helpers import reload_request, start_model_server, wait_for
 from tierserve import toy_models
@@ -42,6 +44,28 @@ def test_s3_base_path_is_served_and_polled(moto_s3: str, s3_bucket: str, log_dir
         assert "absent" in caught.value.details() and "s1" not in caught.value.details()
         (absent,) = server.status("absent").json()["model_version_status"]
         assert absent["state"] == "END" and absent["status"]["error_code"] != "OK"
+        # The model and the reason, not the store's address.
+        for text in (caught.value.details(), absent["status"]["error_message"]):
+            assert s3_bucket not in text and moto_s3 not in text, text
         assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [8.0]}
     finally:
         assert server.stop() == 0
+
+
+class UnreachableStore:
+    def list_versions(self, folder: str) -> list[int]:
+        raise Unavailable(f"listing s3://b/{folder}: Could not connect to the endpoint URL: "
+                          '"http://10.1.2.3:9000/b?list-type=2"')
+
+    def download(self, folder: str, version: int, dest: Path) -> Path:
+        raise Unavailable("Could not connect to the endpoint URL: http://10.1.2.3:9000/b")
+
+
+def test_an_unreachable_store_is_unavailable_without_its_address(tmp_path: Path) -> None:
+    source = S3Source("m", "s3://b/models/m", tmp_path)
+    source.store = UnreachableStore()  # type: ignore[assignment]
+    for call in (source.list_versions, lambda: source.fetch(1)):
+        with pytest.raises(Unavailable) as caught:
+            call()
+        assert "servable m" in caught.value.message
+        assert "10.1.2.3" not in caught.value.message and "s3://" not in caught.value.message
