@@ -117,7 +117,7 @@ fi
 old_image="$(docker image inspect -f '{{.Id}}' "$IMAGE" 2>/dev/null || true)"
 cd "$REPO"
 tar -c --exclude=__pycache__ --exclude='*.pyc' \
-    compose/Dockerfile pyproject.toml README.md tierserve router pools policies orchestrator db |
+    compose/Dockerfile pyproject.toml README.md base tierserve router pools policies orchestrator db |
   docker build -q -f compose/Dockerfile --build-arg "BASE_IMAGE=$base" \
     --build-arg "PIP_INSTALL_ARGS=$pip_args" -t "$IMAGE" - >/dev/null
 # Images this build replaced would otherwise pile up untagged (gigabytes each); one still in
