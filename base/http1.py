@@ -14,7 +14,9 @@ tierserve's errors.
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
+import ssl
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -127,16 +129,25 @@ class _Connection(asyncio.Protocol):
             self.waiter.set_exception(exc)
 
 
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context()
+
+
 class _Backend:
     """The connections to one host:port, and who waits for one."""
 
     def __init__(self, base_url: str) -> None:
         parts = urlsplit(base_url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise ValueError(f"only http://host:port backends are supported, not {base_url!r}")
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http:// or https:// URL: {base_url!r}")
         self.host = parts.hostname
-        self.port = parts.port or 80
+        self.base_url = base_url
+        self.tls = _tls_context() if parts.scheme == "https" else None
+        self.port = parts.port or (443 if self.tls else 80)
         self.host_header = parts.netloc.encode("ascii")
+        # A backend behind a path prefix (http://proxy/tfs) gets it before every path.
+        self.prefix = parts.path.rstrip("/").encode("ascii")
         self.idle: deque[_Connection] = deque()
         self.open = 0
         self.waiters: deque[asyncio.Future[None]] = deque()
@@ -169,9 +180,14 @@ class Client:
             raise ValueError(f"not a request target: {path!r}")
         backend = self._backends.get(base_url)
         if backend is None:
-            backend = self._backends[base_url] = _Backend(base_url)
+            try:
+                backend = _Backend(base_url)
+            except ValueError as exc:  # a bad endpoint is one nobody can connect to
+                raise ConnectFailed(str(exc)) from exc
+            self._backends[base_url] = backend
         head = b"".join((
-            method.encode("ascii"), b" ", path.encode("ascii"), b" HTTP/1.1\r\nhost: ",
+            method.encode("ascii"), b" ", backend.prefix, path.encode("ascii"),
+            b" HTTP/1.1\r\nhost: ",
             backend.host_header, b"\r\ncontent-length: ", str(len(body)).encode("ascii"),
             b"\r\n", *(b"%s: %s\r\n" % pair for pair in headers), b"\r\n"))
         conn = await self._checkout(backend)
@@ -222,14 +238,17 @@ class Client:
 
     async def _connect(self, backend: _Backend) -> _Connection:
         backend.open += 1
+        self._backends.setdefault(backend.base_url, backend)  # if forgotten meanwhile
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, backend.host, backend.port),
+                loop.create_connection(_Connection, backend.host, backend.port,
+                                       ssl=backend.tls),
                 self.connect_timeout)
         except (OSError, TimeoutError) as exc:
             backend.open -= 1
             backend.wake_one()
+            self._forget_if_unused(backend)
             raise ConnectFailed(f"{backend.host}:{backend.port}: {type(exc).__name__}: "
                                 f"{exc}") from exc
         except BaseException:
@@ -246,6 +265,12 @@ class Client:
             conn.idle_since = time.monotonic()
             backend.idle.append(conn)
         backend.wake_one()
+        self._forget_if_unused(backend)
+
+    def _forget_if_unused(self, backend: _Backend) -> None:
+        # Hot endpoints come and go (a new port per container): forget unused ones.
+        if backend.open == 0 and not backend.waiters:
+            self._backends.pop(backend.base_url, None)
 
     async def aclose(self) -> None:
         for backend in self._backends.values():

@@ -179,3 +179,14 @@ async def test_garbage_is_unavailable_not_unreachable() -> None:
 async def test_targets_that_would_split_the_request_line_are_refused() -> None:
     with pytest.raises(ValueError):
         await client().request("GET", "http://127.0.0.1:1", "/v1/models/a b\r\nx: y", b"")
+
+
+async def test_a_path_prefix_in_the_base_url_is_kept_and_a_bad_url_is_unreachable() -> None:
+    async with serving(answer_each) as server:
+        c = client()
+        answer = await forward(c, "GET", server.url + "/tfs/", "/v1/models/m", b"", [])
+        assert answer.status == 200
+        assert server.requests[0].startswith(b"GET /tfs/v1/models/m HTTP/1.1\r\n")
+        with pytest.raises(BackendUnreachable):
+            await forward(c, "GET", "ftp://127.0.0.1:1", "/v1/models/m", b"", [])
+        await c.aclose()
