@@ -190,3 +190,28 @@ async def test_a_path_prefix_in_the_base_url_is_kept_and_a_bad_url_is_unreachabl
         with pytest.raises(BackendUnreachable):
             await forward(c, "GET", "ftp://127.0.0.1:1", "/v1/models/m", b"", [])
         await c.aclose()
+
+
+async def test_answers_split_anywhere_and_large_bodies_arrive_whole() -> None:
+    big = b"[" + b"1.0," * 250_000 + b"1.0]"
+
+    async def dribble(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      state: Server) -> None:
+        while True:
+            state.requests.append(await read_request(reader))
+            if len(state.requests) == 1:  # byte by byte
+                for i in range(len(OK)):
+                    writer.write(OK[i:i + 1])
+                    await writer.drain()
+            else:
+                writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n%s" % (len(big), big))
+                await writer.drain()
+
+    async with serving(dribble) as server:
+        c = client()
+        first = await forward(c, "POST", server.url, "/v1/models/m:predict", big, [])
+        second = await forward(c, "POST", server.url, "/v1/models/m:predict", b"{}", [])
+        await c.aclose()
+    assert (first.body, first.content_type) == (b"{}", b"application/json")
+    assert second.body == big and second.content_type == b"application/json"  # defaulted
+    assert server.requests[0].endswith(big) and server.connections == 1
