@@ -1,29 +1,30 @@
 """Forwarding one TF Serving call to a backend: the router's and the cold pool's one forwarder.
 
-httpx's errors become tierserve's here, at the edge, with TF Serving's mapping:
-- no connection could be made, or it dropped before any answer came (a server
-  killed mid-request, a kept-alive connection closed as it was reused):
-  `BackendUnreachable`. Every TF Serving call (status, metadata, predict,
-  classify, regress) is free of side effects, so the caller may send it again
-  or elsewhere; past its last attempt it is Unavailable (503);
-- a backend too slow to answer: DeadlineExceeded (504), never retried (that
-  would double the wait);
-- any other transport failure: Unavailable (503).
+The client's failures become tierserve's errors here, with TF Serving's mapping:
+- no connection could be made, or it dropped before a whole answer came (a
+  server killed mid-request): `BackendUnreachable`, a 503. Every TF Serving call
+  (status, metadata, predict, classify, regress) is free of side effects, so the
+  caller may send it again (`attempts`) or elsewhere (the router's cold pool);
+- no answer within the request timeout: DeadlineExceeded (504), never sent
+  again (that would double the wait);
+- bytes that are not HTTP: Unavailable (503).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-import httpx
-
+from base import http1
 from base.errors import DeadlineExceeded, Unavailable
+from base.http1 import Answer
 
-FORWARDED_HEADERS = ("content-type", "accept", "content-encoding")
+FORWARDED_HEADERS = frozenset((b"content-type", b"accept", b"content-encoding"))
 # Idle connections expire before the backends' keep-alive timeout (uvicorn: 5 s), so a
 # reused connection is rarely one the server is closing at that moment.
 KEEPALIVE_EXPIRY_S = 2.0
+DEFAULT_CONTENT_TYPE = b"application/json"
+
+__all__ = ["Answer", "BackendUnreachable", "forward", "make_client"]
 
 
 class BackendUnreachable(Unavailable):
@@ -34,68 +35,36 @@ class BackendUnreachable(Unavailable):
         self.base_url = base_url
 
 
-@dataclass(frozen=True)
-class BackendAnswer:
-    status: int
-    body: bytes
-    content_type: str
+def make_client(connect_timeout: float, request_timeout: float,
+                max_connections: int) -> http1.Client:
+    """`max_connections` per backend; idle ones are kept alive KEEPALIVE_EXPIRY_S."""
+    return http1.Client(connect_timeout, request_timeout, max_connections, KEEPALIVE_EXPIRY_S)
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """Several small httpx connection pools behind the one client, used in turn.
+def wanted_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The request headers a backend needs (ASGI's raw form: lower-case names)."""
+    return [(name, value) for name, value in headers if name in FORWARDED_HEADERS]
 
-    httpcore's pool does work proportional to its number of connections on every
-    request (it checks each idle connection's socket for expiry); with tens of
-    requests in flight that dominated the router's CPU per request. Small pools
-    keep that scan short; the client above them (timeouts, headers) stays one.
+
+async def forward(client: http1.Client, method: str, base_url: str, path: str, body: bytes,
+                  headers: Sequence[tuple[bytes, bytes]], attempts: int = 1) -> Answer:
+    """The backend's answer, whatever its status (content type defaulted to JSON).
+
+    `headers` are sent as given: pass them through `wanted_headers` first. With
+    `attempts` > 1 the call is sent again while the backend is unreachable.
     """
-
-    def __init__(self, shards: int, max_connections: int) -> None:
-        per_shard = max(1, -(-max_connections // shards))
-        limits = httpx.Limits(max_connections=per_shard, max_keepalive_connections=per_shard,
-                              keepalive_expiry=KEEPALIVE_EXPIRY_S)
-        self._pools = [httpx.AsyncHTTPTransport(limits=limits) for _ in range(shards)]
-        self._next = 0
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        self._next = (self._next + 1) % len(self._pools)
-        return await self._pools[self._next].handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for pool in self._pools:
-            await pool.aclose()
-
-
-def make_client(connect_timeout: float, request_timeout: float, max_connections: int,
-                shards: int = 16) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(request_timeout, connect=connect_timeout,
-                              pool=request_timeout),
-        transport=ShardedTransport(shards, max_connections),
-        # Backends are named by the routing table or the command line; no proxies
-        # from the environment.
-        trust_env=False)
-
-
-async def forward(client: httpx.AsyncClient, method: str, base_url: str, path: str,
-                  body: bytes, headers: Mapping[str, str], attempts: int = 1) -> BackendAnswer:
-    """The backend's answer, whatever its status; `attempts` > 1 sends again while
-    the backend is unreachable (a dropped kept-alive connection, say)."""
-    wanted = {k: v for k, v in headers.items() if k.lower() in FORWARDED_HEADERS}
     for attempt in range(1, attempts + 1):
         try:
-            response = await client.request(method, base_url + path, content=body or None,
-                                            headers=wanted)
-        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.ReadError, httpx.WriteError,
-                httpx.RemoteProtocolError) as exc:
+            answer = await client.request(method, base_url, path, body, headers)
+        except (http1.ConnectFailed, http1.ConnectionDropped) as exc:
             if attempt == attempts:
                 raise BackendUnreachable(base_url, exc) from exc
             continue
-        except httpx.TimeoutException as exc:
-            raise DeadlineExceeded(f"backend {base_url} did not answer in time "
-                                   f"({type(exc).__name__})") from exc
-        except httpx.TransportError as exc:
-            raise Unavailable(f"backend {base_url} failed: {type(exc).__name__}: {exc}") from exc
-        return BackendAnswer(response.status_code, response.content,
-                             response.headers.get("content-type", "application/json"))
+        except http1.ReadTimeout as exc:
+            raise DeadlineExceeded(f"backend {base_url} did not answer in time: {exc}") from exc
+        except http1.BadAnswer as exc:
+            raise Unavailable(f"backend {base_url} failed: {exc}") from exc
+        if not answer.content_type:
+            return Answer(answer.status, answer.body, DEFAULT_CONTENT_TYPE)
+        return answer
     raise AssertionError("unreachable: attempts must be at least 1")

@@ -8,9 +8,9 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+import httpx
+from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.routing import Route
 
 from base import forwarding
 from base.errors import TierserveError
@@ -20,7 +20,7 @@ from db.queries import Engine, make_engine
 from router.admin import admin
 from router.config import RouterConfig
 from router.counting import Counter
-from router.inference import Frontend
+from router.inference import Frontend, Receive, Scope, Send
 from router.metrics import RouterMetrics
 from router.state import RouterState
 from router.table import RoutingTable
@@ -35,6 +35,18 @@ async def _every(interval: float, func: Callable[[], Any]) -> None:
         await asyncio.sleep(interval)
         func()
 
+class RouterApp(FastAPI):
+    """FastAPI, with /v1 handed to the Frontend before any middleware or routing."""
+
+    frontend: Frontend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+            await self.frontend(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+
 def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     """The router app. `engine` defaults to `make_engine(config.db_url)`."""
     engine = engine if engine is not None else make_engine(config.db_url)
@@ -46,8 +58,9 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await asyncio.to_thread(state.table.reload)
-        state.client = forwarding.make_client(config.connect_timeout, config.request_timeout,
-                                              config.max_connections)
+        state.client = httpx.AsyncClient(timeout=config.request_timeout, trust_env=False)
+        state.forwarding = forwarding.make_client(config.connect_timeout,
+                                                  config.request_timeout, config.max_connections)
         loops = [asyncio.create_task(coro) for coro in (
             state.table.poll_forever(config.poll_interval),
             state.counter.flush_forever(config.flush_interval),
@@ -65,9 +78,10 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
             except TierserveError:
                 log.exception("final count flush failed; %d requests lost",
                               state.counter.pending_requests())
+            await state.forwarding.aclose()
             await state.client.aclose()
 
-    app = FastAPI(title="tierserve router", version=__version__, lifespan=lifespan,
+    app = RouterApp(title="tierserve router", version=__version__, lifespan=lifespan,
                   description="TF Serving's REST API in front of the hot and cold pools, "
                               "with A/B experiments and an admin API.")
     app.state.router = state
@@ -75,26 +89,20 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     app.include_router(admin)
     app.include_router(ui)
 
-    @app.get("/v1/{path:path}", tags=["inference"],
-             summary="TF Serving REST: GET /v1/models/{name}[/versions/{v}|/labels/{l}]"
-                     "[/metadata]")
-    async def model_status(request: Request, path: str) -> Response:
-        return await frontend.handle(request)
+    # Serving path: /v1 is answered by the Frontend, a plain ASGI app, before FastAPI's
+    # middleware and routing (see router.inference); these routes only document it.
+    app.frontend = frontend
+    state.metrics.in_flight.set_function(lambda: frontend.in_flight)
 
-    @app.post("/v1/{path:path}", tags=["inference"],
-              summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
-                      ":predict|classify|regress (body forwarded unchanged)")
-    async def inference(request: Request, path: str) -> Response:
-        return await frontend.handle(request)
+    async def documented_only() -> Response:
+        raise AssertionError("answered by router.inference.Frontend")
 
-    # Serving path: a plain Starlette route placed first answers /v1, skipping FastAPI's
-    # scan of the admin routes and its per-call dependency solving (a few hundred
-    # microseconds of CPU per request); the two routes above remain for the OpenAPI docs.
-    async def serve_v1(request: Request) -> Response:
-        return await frontend.handle(request)
-
-    app.router.routes.insert(0, Route("/v1/{path:path}", serve_v1, methods=["GET", "POST"],
-                                      include_in_schema=False))
+    app.add_api_route("/v1/{path:path}", documented_only, methods=["GET"], tags=["inference"],
+                      summary="TF Serving REST: GET /v1/models/{name}"
+                              "[/versions/{v}|/labels/{l}][/metadata]")
+    app.add_api_route("/v1/{path:path}", documented_only, methods=["POST"], tags=["inference"],
+                      summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
+                              ":predict|classify|regress (body forwarded unchanged)")
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:

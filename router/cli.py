@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="largest request body (default 10 MiB)")
     parser.add_argument("--connect-timeout", dest="connect_timeout", type=float)
     parser.add_argument("--request-timeout", dest="request_timeout", type=float)
+    parser.add_argument("--max-in-flight", dest="max_in_flight", type=int,
+                        help="requests answered at once, per process; past it 503 with "
+                             "Retry-After (default 256)")
     parser.add_argument("--workers", type=int, default=1,
                         help="router processes sharing the port (each flushes its own counts "
                              "and serves its own /metrics)")

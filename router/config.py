@@ -25,7 +25,9 @@ class RouterConfig(BaseModel):
     max_body_bytes: int = Field(10 * MiB, gt=0)
     connect_timeout: float = Field(1.0, gt=0, description="connecting to a backend, seconds")
     request_timeout: float = Field(60.0, gt=0, description="a backend's answer, seconds")
-    max_connections: int = Field(512, gt=0, description="pooled backend connections")
+    max_connections: int = Field(512, gt=0, description="connections per backend")
+    max_in_flight: int = Field(
+        256, gt=0, description="requests answered at once; past it 503 with Retry-After")
     max_shadow_inflight: int = Field(256, ge=0, description="mirrored requests in flight")
     metrics_top_models: int = Field(20, ge=0, description="models with their own metric label")
 

@@ -33,6 +33,12 @@ class RouterMetrics:
                                  registry=self.registry)
         self.shadow = Counter("tierserve_router_shadow_requests", "Mirrored requests sent",
                               ["outcome"], registry=self.registry)
+        self.in_flight = Gauge("tierserve_router_in_flight",
+                               "Inference requests being answered (the bound: max_in_flight)",
+                               registry=self.registry)
+        self.shed = Counter("tierserve_router_shed_requests",
+                            "Requests answered 503 at once because max_in_flight were in flight",
+                            registry=self.registry)
         self.routing_version = Gauge("tierserve_router_routing_version",
                                      "Routing version in memory", registry=self.registry)
         self.pending_counts = Gauge("tierserve_router_pending_counts",

@@ -43,9 +43,14 @@ def shadow_hit(percent: float, draw: float) -> bool:
     return draw * 100.0 < percent
 
 
+def pick_variant(spec: ExperimentSpec, sticky_key: str | None,
+                 rng: random.Random | None = None) -> Variant:
+    """The variant serving one request: by the sticky key's hash when there is one."""
+    bucket = sticky_bucket(spec.name, sticky_key) if sticky_key else random_bucket(rng)
+    return spec.variants[pick([v.weight for v in spec.variants], bucket)]
+
+
 def choose_variant(spec: ExperimentSpec, headers: Mapping[str, str], default_header: str,
                    rng: random.Random | None = None) -> Variant:
-    """The variant serving one request: sticky on the experiment's header when present."""
-    key = headers.get(spec.sticky_header or default_header)
-    bucket = sticky_bucket(spec.name, key) if key else random_bucket(rng)
-    return spec.variants[pick([v.weight for v in spec.variants], bucket)]
+    """`pick_variant` keyed by the experiment's sticky header (or the default one)."""
+    return pick_variant(spec, headers.get(spec.sticky_header or default_header), rng)

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import Request
 
+from base import http1
 from db.queries import Engine
 from router.config import RouterConfig
 from router.counting import Counter
@@ -27,7 +28,8 @@ class RouterState:
     table: RoutingTable
     counter: Counter
     metrics: RouterMetrics
-    client: httpx.AsyncClient | None = None
+    client: httpx.AsyncClient | None = None  # the dashboard's calls to the cold pool
+    forwarding: http1.Client | None = None  # the serving path's calls to backends
     background: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
@@ -44,6 +46,10 @@ class RouterState:
     def http(self) -> httpx.AsyncClient:
         assert self.client is not None, "router not started"
         return self.client
+
+    def forwarder(self) -> http1.Client:
+        assert self.forwarding is not None, "router not started"
+        return self.forwarding
 
 
 def get_state(request: Request) -> RouterState:

@@ -5,6 +5,7 @@ set -euo pipefail
 need=()
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)  # bench router: load generator
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)

@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from base import forwarding, tfs_rest
+from base import forwarding, http1, tfs_rest
 from base.errors import NotFound
 from base.http_errors import install_error_handlers
 from base.names import check_version
@@ -40,12 +39,12 @@ def parse_path(path: str, method: str) -> ModelPath:
 
 def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
     poller = StorePoller(pool)
-    state: dict[str, httpx.AsyncClient] = {}
+    state: dict[str, http1.Client] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         state["http"] = forwarding.make_client(CONNECT_TIMEOUT_S, FORWARD_TIMEOUT_S,
-                                               MAX_CONNECTIONS, shards=4)
+                                               MAX_CONNECTIONS)
         await pool.start()
         poller.start()
         try:
@@ -68,11 +67,13 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
         path = call.with_target(model, pinned, None).render()
         # Once more if the server dropped a kept-alive connection as we reused it.
         answer = await forwarding.forward(state["http"], request.method, rest_url, path,
-                                          await request.body(), request.headers, attempts=2)
+                                          await request.body(),
+                                          forwarding.wanted_headers(request.headers.raw),
+                                          attempts=2)
         headers = {"X-Tierserve-Pool": "cold", "X-Tierserve-Cache": "hit" if lease.hit else "miss",
                    "X-Tierserve-Model-Version": str(version)}
         return Response(answer.body, status_code=answer.status, headers=headers,
-                        media_type=answer.content_type)
+                        media_type=answer.content_type.decode("latin-1"))
 
     @app.api_route("/v1/models/{rest:path}", methods=["GET", "POST"])
     async def models(request: Request) -> Response:
