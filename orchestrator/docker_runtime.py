@@ -22,6 +22,7 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 from base.errors import FailedPrecondition, Internal, TierserveError, Unavailable
 from base.names import check_model_name
 from orchestrator.runtime import GRPC_PORT, REST_PORT, Instance, InstanceSpec, Runtime
+from pools.model_server.command import model_server_args
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
@@ -35,7 +36,7 @@ OWNER = "tierserve"
 
 # Our model server binds 127.0.0.1 by default; inside a container it must answer on the
 # container's interface for the published port to reach it.
-TIERSERVE_HOST_ARGS = ["--host=0.0.0.0"]
+TIERSERVE_HOST = "0.0.0.0"
 TF_SERVING_MODELS = "/models"
 # When the orchestrator itself runs in a container (compose), hot containers join this
 # network and are reached there by name: 127.0.0.1 would be the orchestrator's own loopback.
@@ -112,14 +113,14 @@ class DockerRuntime(Runtime):
         settings = spec.container
         volumes = {host: {"bind": inside, "mode": "ro"}
                    for host, inside in settings.volumes.items()}
-        flags = [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
-                 f"--model_name={spec.model}"]
         if settings.kind == "tensorflow-serving":
             local = self._sync(spec)
             inside = f"{TF_SERVING_MODELS}/{spec.model}"
             volumes[str(local)] = {"bind": inside, "mode": "ro"}
             program = settings.command or ["tensorflow_model_server"]
-            return [*program, *flags, f"--model_base_path={inside}", *settings.args], volumes
+            return [*program, *model_server_args(
+                port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
+                model_base_path=inside, extra=settings.args)], volumes
         store = open_store(spec.store)
         base_path = store.model_uri(spec.model)
         if "://" not in spec.store:  # a local store is mounted at the same path, read-only
@@ -127,8 +128,9 @@ class DockerRuntime(Runtime):
             volumes.setdefault(root, {"bind": root, "mode": "ro"})
             base_path = str(Path(root) / spec.model)
         program = settings.command or ["tierserve", "model-server"]
-        return ([*program, *flags, f"--model_base_path={base_path}", *TIERSERVE_HOST_ARGS,
-                 *settings.args], volumes)
+        return [*program, *model_server_args(
+            port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
+            model_base_path=base_path, host=TIERSERVE_HOST, extra=settings.args)], volumes
 
     def _sync(self, spec: InstanceSpec) -> Path:
         """The model's latest version copied from the store into a local folder."""

@@ -22,6 +22,7 @@ from base.errors import Internal
 from base.names import check_model_name
 from base.procs import free_port, tierserve_command
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
+from pools.model_server.command import model_server_args
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
@@ -101,10 +102,9 @@ class ProcessRuntime(Runtime):
                 raise Internal(f"{spec.model} already has a server (pid {old.pid})")
         rest_port, grpc_port = free_port(), free_port()
         base_path = open_store(spec.store).model_uri(spec.model)
-        cmd = tierserve_command(
-            "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-            f"--model_name={spec.model}", f"--model_base_path={base_path}",
-            *spec.container.args)
+        cmd = tierserve_command("model-server", *model_server_args(
+            port=grpc_port, rest_api_port=rest_port, model_name=spec.model,
+            model_base_path=base_path, extra=spec.container.args))
         log_path = self.dir / f"{spec.model}.log"
         with open(log_path, "ab") as log_file:
             try:
