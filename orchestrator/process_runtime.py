@@ -13,14 +13,13 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from base.errors import Internal
 from base.names import check_model_name
-from base.procs import free_port, tierserve_command
+from base.procs import ServerProcess, free_port, pid_alive, terminate, tierserve_command
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from pools.model_server.command import model_server_args
 from pools.store import open_store
@@ -40,16 +39,6 @@ class _State:
     log: str
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _is_ours(pid: int, model: str) -> bool:
     """Guards against pid reuse: the process must be a model server for `model`."""
     try:
@@ -65,7 +54,7 @@ class ProcessRuntime(Runtime):
     def __init__(self, state_dir: Path, scope: str = "default") -> None:
         self.dir = Path(state_dir) / check_model_name(scope)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: dict[int, ServerProcess] = {}
 
     def _state_path(self, model: str) -> Path:
         return self.dir / f"{check_model_name(model)}.json"
@@ -83,7 +72,7 @@ class ProcessRuntime(Runtime):
         child = self._children.get(state.pid)
         if child is not None:
             return child.poll() is None  # also reaps our own exited children
-        return _alive(state.pid) and _is_ours(state.pid, state.model)
+        return pid_alive(state.pid) and _is_ours(state.pid, state.model)
 
     def list_instances(self) -> list[Instance]:
         out = []
@@ -106,13 +95,11 @@ class ProcessRuntime(Runtime):
             port=grpc_port, rest_api_port=rest_port, model_name=spec.model,
             model_base_path=base_path, extra=spec.container.args))
         log_path = self.dir / f"{spec.model}.log"
-        with open(log_path, "ab") as log_file:
-            try:
-                child = subprocess.Popen(
-                    cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, **spec.container.env})
-            except OSError as exc:
-                raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
+        try:
+            # Its own session: it outlives the orchestrator, as a container does.
+            child = ServerProcess(cmd, log_path=log_path, env=spec.container.env)
+        except OSError as exc:
+            raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
         self._children[child.pid] = child
         state = _State(spec.model, child.pid, rest_port, grpc_port, spec.hot_since,
                        spec.policy_hash, time.time(), str(log_path))
@@ -125,27 +112,17 @@ class ProcessRuntime(Runtime):
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         pid = int(instance.id.removeprefix("pid:"))
         state = next((s for s in self._read_states() if s.pid == pid), None)
-        if state is not None and self._running(state):
-            self._signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._running(state) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._running(state):
-                self._signal(pid, signal.SIGKILL)
         child = self._children.pop(pid, None)
         if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
+            child.stop(timeout)
+        elif state is not None:  # adopted from an earlier orchestrator: not our child
+            terminate(pid, lambda: self._running(state), timeout)
         if state is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._state_path(state.model).unlink()
 
     def kill(self, instance: Instance) -> None:
         """SIGKILL, as a crash would (tests and fault drills)."""
-        self._signal(int(instance.id.removeprefix("pid:")), signal.SIGKILL)
-
-    @staticmethod
-    def _signal(pid: int, sig: signal.Signals) -> None:
         # The server leads its own session: signal the group so helpers die with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+            os.killpg(int(instance.id.removeprefix("pid:")), signal.SIGKILL)
