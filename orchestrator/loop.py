@@ -54,6 +54,7 @@ class Orchestrator:
         self.http = httpx.Client(timeout=probe_timeout)
         self.book = liveness.Book()
         self._deferred: set[str] = set()  # models whose backoff deferral was logged
+        self.preparing: set[str] = set()  # models whose start waits for runtime.prepare
         self._probe_fn = probe or self._http_probe
         self._rates_fn = rates or self._db_rates
         self.last_pass: dict[str, Any] = {}
@@ -176,6 +177,7 @@ class Orchestrator:
                                  current_spec=i.policy_hash == spec_hash) for i in live}
         actions = decide(self._rates_fn(policy, now), hot, policy.hot, now)
         by_model = {i.model: i for i in live}
+        self.preparing = set()
         for action in actions:
             self._act(action, by_model.get(action.model), policy, now)
         self.book = self.book.forget_gone(
@@ -221,14 +223,16 @@ class Orchestrator:
         if not self._due(action.model, now):
             return
         rules = liveness.Rules.of(policy.hot)
-        since = now
-        if action.kind == "restart" and inst is not None:
-            since = inst.hot_since
-            queries.remove_placement(self.engine, action.model)
-            self._stop(inst, "restart", f"removed old {inst.id[:12]} ({inst.detail})")
+        restart = action.kind == "restart" and inst is not None
         spec = InstanceSpec(action.model, policy.store, policy.hot.container,
-                            policy.container_hash(), since)
+                            policy.container_hash(), inst.hot_since if restart and inst else now)
         try:
+            if not self.runtime.prepare(spec):
+                self.preparing.add(action.model)  # started by a later pass
+                return
+            if restart and inst is not None:
+                queries.remove_placement(self.engine, action.model)
+                self._stop(inst, "restart", f"removed old {inst.id[:12]} ({inst.detail})")
             started = self.runtime.start(spec)
         except TierserveError as exc:
             self._event(action.model, action.kind, action.reason, f"failed: {exc.message}")
@@ -261,8 +265,8 @@ class Orchestrator:
     # -- running -------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Something is starting or draining: the next pass should come soon."""
-        return bool(self.book.draining) or bool(self.book.starting())
+        """Something is preparing, starting or draining: the next pass should come soon."""
+        return bool(self.book.draining or self.book.starting() or self.preparing)
 
     def run_forever(self, stop: threading.Event, fast_interval: float = 0.5) -> None:
         while not stop.is_set():
@@ -285,7 +289,8 @@ class Orchestrator:
         except TierserveError as exc:
             instances.append({"error": exc.message})
         return {"runtime": self.runtime.name, "policy": self.watcher.status(),
-                "instances": instances, "last_pass": self.last_pass,
+                "instances": instances, "preparing": sorted(self.preparing),
+                "last_pass": self.last_pass,
                 "backoff": {m: {"failures": b.failures, "next_at": b.next_at}
                             for m, b in backoff.items()}}
 

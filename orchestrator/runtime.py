@@ -50,6 +50,12 @@ class Runtime(ABC):
     def list_instances(self) -> list[Instance]:
         """Every instance this orchestrator owns (its scope), running or not."""
 
+    def prepare(self, spec: InstanceSpec) -> bool:
+        """Begin, in the background, any slow work `start(spec)` needs first (e.g. a model
+        download), so no reconcile pass waits on it. True once `start` can run at once;
+        raises base.errors.TierserveError when the preparation failed. Default: none."""
+        return True
+
     @abstractmethod
     def start(self, spec: InstanceSpec) -> Instance:
         """Start a server for `spec.model` (returns at once; readiness is the loop's job).
