@@ -2,7 +2,8 @@
 the keyword arguments of the Docker SDK's `containers.run`.
 
 Labelled with the owner, scope, model, settings hash and hot-since time; ports published on
-127.0.0.1 only; memory and CPU limits; all capabilities dropped, no new privileges.
+127.0.0.1 only; memory and CPU limits, a CPU weight (hot servers above the cold pool) and
+TensorFlow thread pools sized to the granted CPUs; all capabilities dropped, no new privileges.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from orchestrator.runtime import GRPC_PORT, REST_PORT, InstanceSpec
+from orchestrator.runtime import GRPC_PORT, REST_PORT, InstanceSpec, granted_threads
 from pools.model_server.command import model_server_args
 
 LABEL_OWNER = "tierserve.managed-by"
@@ -59,10 +60,11 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
     official = settings.kind == "tensorflow-serving"
     program = settings.command or (["tensorflow_model_server"] if official
                                    else ["tierserve", "model-server"])
+    intra, inter = granted_threads(settings)
     command = [*program, *model_server_args(
         port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
         model_base_path=mount.base_path, host=None if official else TIERSERVE_HOST,
-        extra=settings.args)]
+        intra_op_threads=intra, inter_op_threads=inter, extra=settings.args)]
     run: dict[str, Any] = {
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
         "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,
@@ -71,6 +73,8 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
         "tmpfs": {"/tmp": "rw,size=256m"},
         "ports": {f"{REST_PORT}/tcp": ("127.0.0.1", None), f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},
         "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "privileged": False,
+        # Weighs against the other containers only when the CPUs are contended.
+        "cpu_shares": settings.cpu_shares,
     }
     if settings.memory:
         run["mem_limit"] = settings.memory

@@ -3,7 +3,9 @@
 Each instance has a state file `<state_dir>/<scope>/<model>.json` (pid, ports, hot_since,
 settings hash), so a restarted orchestrator adopts the processes it left running. The servers
 run in their own session (they outlive the orchestrator, as containers do) and listen on
-127.0.0.1 only. Container-only settings (image, memory, cpus, volumes) do not apply here.
+127.0.0.1 only, `nice` steps below the orchestrator, with TensorFlow thread pools sized to
+`cpus`. Container-only settings (image, memory, the cpus limit, cpu_shares, volumes) do not
+apply here.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from base.errors import Internal
 from base.names import check_model_name
 from base.procs import ServerProcess, free_port, pid_alive, terminate, tierserve_command
-from orchestrator.runtime import Instance, InstanceSpec, Runtime
+from orchestrator.runtime import Instance, InstanceSpec, Runtime, granted_threads
 from pools.model_server.command import model_server_args
 from pools.store import open_store
 
@@ -91,13 +93,16 @@ class ProcessRuntime(Runtime):
                 raise Internal(f"{spec.model} already has a server (pid {old.pid})")
         rest_port, grpc_port = free_port(), free_port()
         base_path = open_store(spec.store).model_uri(spec.model)
+        intra, inter = granted_threads(spec.container)
         cmd = tierserve_command("model-server", *model_server_args(
             port=grpc_port, rest_api_port=rest_port, model_name=spec.model,
-            model_base_path=base_path, extra=spec.container.args))
+            model_base_path=base_path, intra_op_threads=intra, inter_op_threads=inter,
+            extra=spec.container.args))
         log_path = self.dir / f"{spec.model}.log"
         try:
             # Its own session: it outlives the orchestrator, as a container does.
-            child = ServerProcess(cmd, log_path=log_path, env=spec.container.env)
+            child = ServerProcess(cmd, log_path=log_path, env=spec.container.env,
+                                  nice=spec.container.nice)
         except OSError as exc:
             raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
         self._children[child.pid] = child

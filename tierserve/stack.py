@@ -53,6 +53,8 @@ def pool_flags(policy: Policy) -> list[str]:
                   "--memory-bytes", str(int(policy.cold.max_bytes))]
     if policy.cold.eviction:
         flags += ["--eviction-policy", policy.cold.eviction]
+    if policy.cold.model_server_nice is not None:
+        flags += ["--model-server-nice", str(policy.cold.model_server_nice)]
     return flags
 
 

@@ -19,12 +19,16 @@ def test_our_image_reads_the_store_itself_and_listens_on_all_interfaces() -> Non
                          ModelMount("s3://bucket/models/m", {}), "sc")
     assert run["command"] == [
         "tierserve", "model-server", "--port=8500", "--rest_api_port=8501", "--model_name=m",
-        "--model_base_path=s3://bucket/models/m", "--host=0.0.0.0", "--num_load_threads=1"]
+        "--model_base_path=s3://bucket/models/m", "--host=0.0.0.0",
+        # TensorFlow's pools sized to the granted half CPU.
+        "--tensorflow_intra_op_parallelism=1", "--tensorflow_inter_op_parallelism=2",
+        "--num_load_threads=1"]
     assert run["name"] == "tierserve-sc-m"
     assert run["labels"] == {"tierserve.managed-by": "tierserve", "tierserve.scope": "sc",
                              "tierserve.model": "m", "tierserve.policy-hash": "h1",
                              "tierserve.hot-since": "12.5"}
     assert (run["mem_limit"], run["nano_cpus"]) == (1024**3, 500_000_000)
+    assert run["cpu_shares"] == 1024  # Docker's default weight; the cold pool runs lower
     assert set(run["ports"].values()) == {("127.0.0.1", None)}
     assert run["cap_drop"] == ["ALL"] and "network" not in run
 
@@ -38,6 +42,17 @@ def test_official_image_gets_its_flags_and_the_synced_copy_read_only() -> None:
     assert run["volumes"] == {"/var/tierserve/models/m": {"bind": "/models/m", "mode": "ro"},
                               "/etc/extra": {"bind": "/extra", "mode": "ro"}}
     assert run["network"] == "tiernet" and "nano_cpus" not in run
+    # No CPU grant: no thread flags, the server sizes its pools to what it finds.
+
+
+def test_cpu_weight_and_threads_follow_the_policy() -> None:
+    settings = spec(cpus=3, cpu_shares=4096, args=["--tensorflow_intra_op_parallelism=8"])
+    run = container_spec(settings, ModelMount("s3://bucket/models/m", {}), "sc")
+    assert run["cpu_shares"] == 4096 and run["nano_cpus"] == 3_000_000_000
+    flags = [a for a in run["command"] if "parallelism" in a]
+    # Granted 3 CPUs; the operator's own flag comes last and wins.
+    assert flags == ["--tensorflow_intra_op_parallelism=3", "--tensorflow_inter_op_parallelism=3",
+                     "--tensorflow_intra_op_parallelism=8"]
 
 
 def test_a_local_store_is_mounted_at_its_own_path() -> None:

@@ -93,3 +93,19 @@ def test_second_runtime_object_adopts_by_label_and_name_prevents_duplicates(
         stranger.close()
     finally:
         other.close()
+
+
+def test_container_gets_its_cpu_weight_and_limit_and_sizes_tf_to_the_limit(
+        runtime: DockerRuntime, toy_store: Path) -> None:
+    # Thread flags at 0 (auto, last wins): the server must find its 1-CPU quota in its cgroup
+    # on this 2-CPU machine, as the official image and any server without flags would.
+    settings = testimage.container_settings(
+        cpus=1.0, cpu_shares=3072, args=["--tensorflow_intra_op_parallelism=0",
+                                         "--tensorflow_inter_op_parallelism=0"])
+    inst = runtime.start(InstanceSpec("alpha", str(toy_store), settings, "h", time.time()))
+    host = runtime.client.containers.get(inst.id).attrs["HostConfig"]
+    assert (host["CpuShares"], host["NanoCpus"]) == (3072, 1_000_000_000)
+    line = wait_for("thread pools logged", lambda: next(
+        (x for x in runtime.logs(inst, tail=200).splitlines()
+         if "TensorFlow thread pools" in x), None), timeout=400)
+    assert "intra_op=1 inter_op=2 (1 CPUs available)" in line
