@@ -227,22 +227,31 @@ class Orchestrator:
         spec = InstanceSpec(action.model, policy.store, policy.hot.container,
                             policy.container_hash(), inst.hot_since if restart and inst else now)
         try:
-            if not self.runtime.prepare(spec):
-                self.preparing.add(action.model)  # started by a later pass
-                return
-            if restart and inst is not None:
-                queries.remove_placement(self.engine, action.model)
-                self._stop(inst, "restart", f"removed old {inst.id[:12]} ({inst.detail})")
+            prepared = self.runtime.prepare(spec)
+        except TierserveError as exc:
+            self._start_failed(action, exc, rules, now)
+            return
+        if not prepared:
+            self.preparing.add(action.model)  # started by a later pass
+            return
+        if restart and inst is not None:
+            queries.remove_placement(self.engine, action.model)
+            self._stop(inst, "restart", f"removed old {inst.id[:12]} ({inst.detail})")
+        try:
             started = self.runtime.start(spec)
         except TierserveError as exc:
-            self._event(action.model, action.kind, action.reason, f"failed: {exc.message}")
-            self.book = self.book.retry_later(action.model, rules, now)
+            self._start_failed(action, exc, rules, now)
             return
         self.book = self.book.seen(started.id, now)
         if action.kind == "restart":
             self.book = self.book.retry_later(action.model, rules, now)  # forgiven once AVAILABLE
         self._event(action.model, action.kind, action.reason,
                     f"started {started.id[:12]}; routed hot once AVAILABLE")
+
+    def _start_failed(self, action: Action, exc: TierserveError, rules: liveness.Rules,
+                      now: float) -> None:
+        self._event(action.model, action.kind, action.reason, f"failed: {exc.message}")
+        self.book = self.book.retry_later(action.model, rules, now)
 
     def _due(self, model: str, now: float) -> bool:
         if self.book.due(model, now):
