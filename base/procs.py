@@ -69,14 +69,18 @@ def terminate(pid: int, running: Callable[[], bool], timeout: float = 15.0,
 def _preexec(nice: int, die_with_parent: bool) -> Callable[[], None] | None:
     if not nice and not die_with_parent:
         return None
+    prctl = None
+    if die_with_parent:
+        # Looked up here, in the parent: a dlopen between fork and exec may deadlock on a
+        # lock another of our threads held at the fork.
+        with contextlib.suppress(OSError, AttributeError):
+            prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
 
     def setup() -> None:  # in the child, before exec: every thread it starts inherits
         if nice:
             os.nice(nice)
-        if die_with_parent:
-            # Linux: SIGTERM when the parent dies, even by SIGKILL.
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)  # Linux: even when the parent is SIGKILLed
 
     return setup
 
