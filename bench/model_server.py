@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 from tierserve import toy_models
 
 
@@ -93,9 +94,8 @@ def main() -> None:
 
     local = in_process_load(store, args.loads)
     rest_port, grpc_port = free_port(), free_port()
-    proc = ServerProcess(tierserve_command(
-        "model-server", "--rest_api_port", str(rest_port), "--port", str(grpc_port),
-        "--file_system_poll_wait_seconds", "0"),
+    proc = ServerProcess(tierserve_command("model-server", *model_server_args(
+        port=grpc_port, rest_api_port=rest_port, extra=["--file_system_poll_wait_seconds=0"])),
         ready_url=f"http://127.0.0.1:{rest_port}/monitoring/prometheus/metrics",
         log_path=work / "model-server.log").wait_ready(timeout=180)
     rest = f"http://127.0.0.1:{rest_port}"

@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 from tierserve import toy_models
 
 MODEL = "bench"
@@ -42,9 +43,8 @@ def start_model_server(work: Path) -> tuple[ServerProcess, str]:
     store = work / "store"
     toy_models.write_model(store, MODEL, {1: 2.0})
     rest, grpc = free_port(), free_port()
-    proc = ServerProcess(tierserve_command(
-        "model-server", "--rest_api_port", str(rest), "--port", str(grpc),
-        "--model_name", MODEL, "--model_base_path", str(store / MODEL)),
+    proc = ServerProcess(tierserve_command("model-server", *model_server_args(
+        port=grpc, rest_api_port=rest, model_name=MODEL, model_base_path=str(store / MODEL))),
         ready_url=f"http://127.0.0.1:{rest}/v1/models/{MODEL}",
         log_path=work / "model-server.log")
     return proc.wait_ready(timeout=180), f"http://127.0.0.1:{rest}"

@@ -13,6 +13,8 @@ import contextlib
 import io
 import logging
 import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +23,26 @@ from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
 from base.errors import FailedPrecondition, Internal, TierserveError, Unavailable
 from base.names import check_model_name
-from orchestrator.runtime import GRPC_PORT, REST_PORT, Instance, InstanceSpec, Runtime
+from orchestrator.container_spec import (
+    LABEL_HASH,
+    LABEL_MODEL,
+    LABEL_OWNER,
+    LABEL_SCOPE,
+    LABEL_SINCE,
+    OWNER,
+    ModelMount,
+    container_name,
+    container_spec,
+)
+from orchestrator.runtime import REST_PORT, Instance, InstanceSpec, Runtime
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
 
-LABEL_OWNER = "tierserve.managed-by"
-LABEL_SCOPE = "tierserve.scope"
-LABEL_MODEL = "tierserve.model"
-LABEL_HASH = "tierserve.policy-hash"
-LABEL_SINCE = "tierserve.hot-since"
-OWNER = "tierserve"
-
-# Our model server binds 127.0.0.1 by default; inside a container it must answer on the
-# container's interface for the published port to reach it.
-TIERSERVE_HOST_ARGS = ["--host=0.0.0.0"]
-TF_SERVING_MODELS = "/models"
 # When the orchestrator itself runs in a container (compose), hot containers join this
 # network and are reached there by name: 127.0.0.1 would be the orchestrator's own loopback.
 NETWORK_ENV = "TIERSERVE_DOCKER_NETWORK"
+SYNC_FRESH = 60.0  # seconds a prepared copy may wait for its start before it is synced again
 
 
 def _error(exc: Exception, what: str) -> TierserveError:
@@ -72,6 +75,9 @@ class DockerRuntime(Runtime):
         self.scope = check_model_name(scope)
         self.network = network or os.environ.get(NETWORK_ENV) or None
         self.state_dir = Path(state_dir)
+        # Model syncs for the official image run here, never in the reconcile pass.
+        self._sync_pool = ThreadPoolExecutor(2, thread_name_prefix="docker-sync")
+        self._syncs: dict[tuple[str, str], tuple[float, Future[ModelMount]]] = {}
         try:
             self.client = docker.from_env(timeout=timeout)
             self.client.ping()
@@ -79,7 +85,7 @@ class DockerRuntime(Runtime):
             raise _error(exc, "docker") from None
 
     def container_name(self, model: str) -> str:
-        return f"tierserve-{self.scope}-{model}"
+        return container_name(self.scope, model)
 
     def _filters(self) -> dict[str, Any]:
         return {"label": [f"{LABEL_OWNER}={OWNER}", f"{LABEL_SCOPE}={self.scope}"]}
@@ -108,56 +114,52 @@ class DockerRuntime(Runtime):
                         running=running, hot_since=float(labels.get(LABEL_SINCE, "0")),
                         policy_hash=labels.get(LABEL_HASH, ""), detail=detail)
 
-    def _command(self, spec: InstanceSpec) -> tuple[list[str], dict[str, dict[str, str]]]:
-        settings = spec.container
-        volumes = {host: {"bind": inside, "mode": "ro"}
-                   for host, inside in settings.volumes.items()}
-        flags = [f"--port={GRPC_PORT}", f"--rest_api_port={REST_PORT}",
-                 f"--model_name={spec.model}"]
-        if settings.kind == "tensorflow-serving":
-            local = self._sync(spec)
-            inside = f"{TF_SERVING_MODELS}/{spec.model}"
-            volumes[str(local)] = {"bind": inside, "mode": "ro"}
-            program = settings.command or ["tensorflow_model_server"]
-            return [*program, *flags, f"--model_base_path={inside}", *settings.args], volumes
-        store = open_store(spec.store)
-        base_path = store.model_uri(spec.model)
-        if "://" not in spec.store:  # a local store is mounted at the same path, read-only
-            root = str(Path(spec.store).resolve())
-            volumes.setdefault(root, {"bind": root, "mode": "ro"})
-            base_path = str(Path(root) / spec.model)
-        program = settings.command or ["tierserve", "model-server"]
-        return ([*program, *flags, f"--model_base_path={base_path}", *TIERSERVE_HOST_ARGS,
-                 *settings.args], volumes)
+    def _mount(self, spec: InstanceSpec) -> ModelMount:
+        """Where the server finds the model; for the official image this downloads it (slow:
+        `prepare` runs it in the background, outside the reconcile pass)."""
+        if spec.container.kind == "tensorflow-serving":
+            store = open_store(spec.store)
+            dest = self.state_dir / "models" / spec.model
+            store.download(spec.model, store.latest_version(spec.model), dest)
+            return ModelMount.synced(spec.model, dest.resolve())
+        if "://" in spec.store:
+            return ModelMount(open_store(spec.store).model_uri(spec.model), {})
+        return ModelMount.local_store(spec.model, Path(spec.store).resolve())
 
-    def _sync(self, spec: InstanceSpec) -> Path:
-        """The model's latest version copied from the store into a local folder."""
-        store = open_store(spec.store)
-        dest = self.state_dir / "models" / spec.model
-        store.download(spec.model, store.latest_version(spec.model), dest)
-        return dest.resolve()
+    def prepare(self, spec: InstanceSpec) -> bool:
+        if spec.container.kind != "tensorflow-serving":
+            return True  # nothing slow to do
+        key = (spec.model, spec.store)
+        job = self._syncs.get(key)
+        if job is None or (job[1].done() and time.monotonic() - job[0] > SYNC_FRESH):
+            self._syncs[key] = (time.monotonic(), self._sync_pool.submit(self._mount, spec))
+            return False
+        if not job[1].done():
+            return False
+        if job[1].exception() is not None:
+            self._syncs.pop(key, None)
+            self._result(job[1], spec)
+        return True
+
+    def _prepared_mount(self, spec: InstanceSpec) -> ModelMount:
+        job = self._syncs.pop((spec.model, spec.store), None)
+        if spec.container.kind != "tensorflow-serving" or job is None:
+            return self._mount(spec)  # a caller that did not prepare waits here
+        return self._result(job[1], spec)
+
+    @staticmethod
+    def _result(job: Future[ModelMount], spec: InstanceSpec) -> ModelMount:
+        try:
+            return job.result()
+        except TierserveError:
+            raise
+        except Exception as exc:  # e.g. an OSError while writing the copy
+            raise Internal(f"sync {spec.model} from {spec.store}: {exc}") from exc
 
     def start(self, spec: InstanceSpec) -> Instance:
-        command, volumes = self._command(spec)
-        settings = spec.container
-        labels = {LABEL_OWNER: OWNER, LABEL_SCOPE: self.scope, LABEL_MODEL: spec.model,
-                  LABEL_HASH: spec.policy_hash, LABEL_SINCE: repr(spec.hot_since)}
-        kwargs: dict[str, Any] = {}
-        if settings.memory:
-            kwargs["mem_limit"] = settings.memory
-        if settings.cpus:
-            kwargs["nano_cpus"] = int(settings.cpus * 1e9)
-        if self.network:
-            kwargs["network"] = self.network
+        run = container_spec(spec, self._prepared_mount(spec), self.scope, self.network)
         try:
-            container = self.client.containers.run(
-                settings.image, command=command, name=self.container_name(spec.model),
-                detach=True, labels=labels, environment={"HOME": "/tmp", **settings.env},
-                volumes=volumes, tmpfs={"/tmp": "rw,size=256m"},
-                ports={f"{REST_PORT}/tcp": ("127.0.0.1", None),
-                       f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},
-                cap_drop=["ALL"], security_opt=["no-new-privileges"], privileged=False,
-                **kwargs)
+            container = self.client.containers.run(detach=True, **run)
             container.reload()  # the published host ports are known only after start
         except DockerException as exc:
             raise _error(exc, f"start {spec.model}") from None
@@ -207,4 +209,5 @@ class DockerRuntime(Runtime):
             raise _error(exc, f"inspect image {tag}") from None
 
     def close(self) -> None:
+        self._sync_pool.shutdown(wait=False, cancel_futures=True)
         self.client.close()

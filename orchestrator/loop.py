@@ -1,4 +1,6 @@
-"""The reconcile loop: observe, decide (pure, in policies.decide), act, record.
+"""The reconcile loop: observe, decide, act, record. The decisions are pure: the hot set in
+policies.decide, the instances' liveness (probes, start timeouts, duplicates, backoff) in
+orchestrator.liveness.
 
 Level-based: every pass re-reads the policy file, the runtime's instances, the placements and
 the request rates, so running a pass twice is safe and a pass with nothing to change does
@@ -17,15 +19,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from base.errors import TierserveError
-from base.names import is_valid_model_name
 from db import queries
 from db.queries import Engine
+from orchestrator import liveness
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from orchestrator.status import Metrics
 from policies.decide import Action, HotModel, Rates, decide
@@ -35,25 +36,6 @@ from policies.watch import PolicyWatcher
 log = logging.getLogger(__name__)
 
 POLICY_EVENT_MODEL = ""  # events about the policy as a whole
-PROBE_FAILURES_DEAD = 3  # consecutive failed probes before a ready instance counts as dead
-
-
-@dataclass
-class _Backoff:
-    failures: int = 0
-    next_at: float = 0.0
-
-
-@dataclass
-class _Book:
-    """In-memory bookkeeping between passes."""
-
-    first_seen: dict[str, float] = field(default_factory=dict)  # instance id -> time
-    ready: set[str] = field(default_factory=set)  # instance ids that reported AVAILABLE
-    probe_failures: dict[str, int] = field(default_factory=dict)
-    draining: dict[str, float] = field(default_factory=dict)  # instance id -> stop time
-    backoff: dict[str, _Backoff] = field(default_factory=dict)  # model -> state
-    deferred: set[str] = field(default_factory=set)  # models whose deferral was logged
 
 
 class Orchestrator:
@@ -70,7 +52,9 @@ class Orchestrator:
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.http = httpx.Client(timeout=probe_timeout)
-        self.book = _Book()
+        self.book = liveness.Book()
+        self._deferred: set[str] = set()  # models whose backoff deferral was logged
+        self.preparing: set[str] = set()  # models whose start waits for runtime.prepare
         self._probe_fn = probe or self._http_probe
         self._rates_fn = rates or self._db_rates
         self.last_pass: dict[str, Any] = {}
@@ -166,25 +150,40 @@ class Orchestrator:
         if policy is None:
             return {"skipped": "no valid policy"}
         now = self.clock()
+        rules = liveness.Rules.of(policy.hot)
         instances = self.runtime.list_instances()
-        stopped = self._finish_drains(instances, now)
+        stopped = set()
+        for inst in liveness.drains_due(self.book, instances, now):
+            self._stop(inst, "demote", "drained")
+            self.book = self.book.drained(inst.id)
+            stopped.add(inst.id)
         live = [i for i in instances if i.id not in self.book.draining and i.id not in stopped]
-        live = self._drop_duplicates(live, policy)
-        placements = {p.model: p for p in queries.list_placements(self.engine)}
-        alive = self._observe_health(live, placements, policy, now)
+        live, duplicates = liveness.one_per_model(live, policy.container_hash())
+        self._carry_out(duplicates)
+        answers = {i.id: self._probe_fn(i) for i in live if i.running}
+        health = liveness.assess(live, answers, self._hot_routes(), self.book, rules, now)
+        self.book = health.book
+        self._carry_out(health.effects)
+        alive = health.alive
         live = [i for i in live if i.id in alive]  # minus those stopped for a start timeout
-        self._clear_stale_placements(live)
+        # Re-read: this pass may have just routed a new instance.
+        routes = self._hot_routes()
+        for model in liveness.stale_routes(routes, live):
+            queries.remove_placement(self.engine, model)
+            self._event(model, "route_cold", f"no instance at {routes[model].endpoint}", "ok")
 
         spec_hash = policy.container_hash()
         hot = {i.model: HotModel(since=i.hot_since, alive=alive[i.id],
                                  current_spec=i.policy_hash == spec_hash) for i in live}
         actions = decide(self._rates_fn(policy, now), hot, policy.hot, now)
         by_model = {i.model: i for i in live}
+        self.preparing = set()
         for action in actions:
             self._act(action, by_model.get(action.model), policy, now)
-        self._forget_gone({i.id for i in self.runtime.list_instances()} if actions else
-                          {i.id for i in instances})
-        routed = sum(1 for p in queries.list_placements(self.engine) if p.pool == "hot")
+        self.book = self.book.forget_gone(
+            {i.id for i in self.runtime.list_instances()} if actions else
+            {i.id for i in instances})
+        routed = len(self._hot_routes())
         self.metrics.hot_models.set(routed)
         starting = sum(1 for i in live if i.id not in self.book.ready and alive.get(i.id))
         self.metrics.instances.labels("starting").set(starting)
@@ -192,85 +191,20 @@ class Orchestrator:
         self.metrics.instances.labels("dead").set(sum(1 for v in alive.values() if not v))
         return {"actions": [vars(a) for a in actions], "hot": sorted(hot), "routed_hot": routed}
 
-    def _finish_drains(self, instances: list[Instance], now: float) -> set[str]:
-        stopped = set()
-        for inst in instances:
-            stop_at = self.book.draining.get(inst.id)
-            if stop_at is not None and stop_at <= now:
-                self._stop(inst, "demote", "drained")
-                self.book.draining.pop(inst.id, None)
-                stopped.add(inst.id)
-        return stopped
+    def _hot_routes(self) -> dict[str, liveness.Route]:
+        return {p.model: liveness.Route(p.endpoint, p.healthy)
+                for p in queries.list_placements(self.engine) if p.pool == "hot"}
 
-    def _drop_duplicates(self, live: list[Instance], policy: Policy) -> list[Instance]:
-        """Keep one instance per model (running, current settings, oldest); stop the others
-        and any without a model label."""
-        spec_hash = policy.container_hash()
-        chosen: dict[str, Instance] = {}
-        for inst in sorted(live, key=lambda i: (not i.running, i.policy_hash != spec_hash,
-                                                i.hot_since, i.id)):
-            if not is_valid_model_name(inst.model):
-                self._stop(inst, "remove_unknown", "instance without a valid model label")
-            elif inst.model in chosen:
-                self._stop(inst, "remove_duplicate",
-                           f"{inst.model} already has {chosen[inst.model].id[:12]}")
+    def _carry_out(self, effects: list[liveness.Effect]) -> None:
+        for effect in effects:
+            if isinstance(effect, liveness.Stop):
+                self._stop(effect.instance, effect.action, effect.outcome)
+            elif isinstance(effect, liveness.RouteHot):
+                queries.set_placement(self.engine, effect.model, "hot", effect.endpoint)
+                self._event(effect.model, "route_hot", effect.reason, "ok")
             else:
-                chosen[inst.model] = inst
-        return [i for i in live if chosen.get(i.model) is i]
-
-    def _observe_health(self, live: list[Instance], placements: dict[str, Any],
-                        policy: Policy, now: float) -> dict[str, bool]:
-        """Probe every instance; route the ready ones hot, take the dead ones out of routing."""
-        alive: dict[str, bool] = {}
-        gone: set[str] = set()
-        for inst in live:
-            first = self.book.first_seen.setdefault(inst.id, now)
-            placement = placements.get(inst.model)
-            routed_here = (placement is not None and placement.pool == "hot"
-                           and placement.endpoint == inst.endpoint)
-            if inst.running and self._probe_fn(inst):
-                self.book.probe_failures.pop(inst.id, None)
-                alive[inst.id] = True
-                if inst.id not in self.book.ready:
-                    self.book.ready.add(inst.id)
-                    self.book.backoff.pop(inst.model, None)
-                    self.book.deferred.discard(inst.model)
-                if not routed_here or not placement.healthy:
-                    queries.set_placement(self.engine, inst.model, "hot", inst.endpoint)
-                    self._event(inst.model, "route_hot", f"{inst.endpoint} reports AVAILABLE "
-                                f"after {now - first:.1f}s", "ok")
-                continue
-            if not inst.running:
-                alive[inst.id] = False
-            elif inst.id in self.book.ready:
-                fails = self.book.probe_failures.get(inst.id, 0) + 1
-                self.book.probe_failures[inst.id] = fails
-                alive[inst.id] = fails < PROBE_FAILURES_DEAD
-            elif now - first > policy.hot.start_timeout:
-                self._schedule_retry(inst.model, policy, now)
-                self._stop(inst, "start_timeout", f"not AVAILABLE after "
-                           f"{policy.hot.start_timeout:g}s; stopped, retry after backoff")
-                alive[inst.id] = False
-                gone.add(inst.id)
-            else:
-                alive[inst.id] = True  # still starting
-            if not alive[inst.id] and routed_here:
-                queries.remove_placement(self.engine, inst.model)
-                self._event(inst.model, "route_cold", f"instance {inst.detail}, probe failed",
-                            "ok")
-        for inst_id in gone:
-            alive.pop(inst_id)
-        return alive
-
-    def _clear_stale_placements(self, live: list[Instance]) -> None:
-        """Hot rows pointing at no instance of ours (a crash, a removed container). Re-read:
-        this pass may have just routed a new instance."""
-        endpoints = {i.endpoint for i in live}
-        for placement in queries.list_placements(self.engine):
-            if placement.pool == "hot" and placement.endpoint not in endpoints:
-                queries.remove_placement(self.engine, placement.model)
-                self._event(placement.model, "route_cold",
-                            f"no instance at {placement.endpoint}", "ok")
+                queries.remove_placement(self.engine, effect.model)
+                self._event(effect.model, "route_cold", effect.reason, "ok")
 
     # -- acting --------------------------------------------------------------------------
 
@@ -278,50 +212,56 @@ class Orchestrator:
         if action.kind == "demote" and inst is not None:
             queries.remove_placement(self.engine, action.model)
             if inst.running and policy.hot.drain > 0:
-                self.book.draining[inst.id] = now + policy.hot.drain
+                self.book = self.book.drain(inst.id, now + policy.hot.drain)
                 self._event(action.model, "demote", action.reason,
                             f"routed cold; stopping after {policy.hot.drain:g}s drain")
             else:
                 self._event(action.model, "demote", action.reason, "routed cold")
                 self._stop(inst, "demote", "stopped")
-            self.book.backoff.pop(action.model, None)
+            self.book = self.book.forgive(action.model)
             return
         if not self._due(action.model, now):
             return
-        since = now
-        if action.kind == "restart" and inst is not None:
-            since = inst.hot_since
+        rules = liveness.Rules.of(policy.hot)
+        restart = action.kind == "restart" and inst is not None
+        spec = InstanceSpec(action.model, policy.store, policy.hot.container,
+                            policy.container_hash(), inst.hot_since if restart and inst else now)
+        try:
+            prepared = self.runtime.prepare(spec)
+        except TierserveError as exc:
+            self._start_failed(action, exc, rules, now)
+            return
+        if not prepared:
+            self.preparing.add(action.model)  # started by a later pass
+            return
+        if restart and inst is not None:
             queries.remove_placement(self.engine, action.model)
             self._stop(inst, "restart", f"removed old {inst.id[:12]} ({inst.detail})")
-        spec = InstanceSpec(action.model, policy.store, policy.hot.container,
-                            policy.container_hash(), since)
         try:
             started = self.runtime.start(spec)
         except TierserveError as exc:
-            self._event(action.model, action.kind, action.reason, f"failed: {exc.message}")
-            self._schedule_retry(action.model, policy, now)
+            self._start_failed(action, exc, rules, now)
             return
-        self.book.first_seen[started.id] = now
+        self.book = self.book.seen(started.id, now)
         if action.kind == "restart":
-            self._schedule_retry(action.model, policy, now)  # cleared once AVAILABLE
+            self.book = self.book.retry_later(action.model, rules, now)  # forgiven once AVAILABLE
         self._event(action.model, action.kind, action.reason,
                     f"started {started.id[:12]}; routed hot once AVAILABLE")
 
-    def _due(self, model: str, now: float) -> bool:
-        backoff = self.book.backoff.get(model)
-        if backoff is None or backoff.next_at <= now:
-            self.book.deferred.discard(model)
-            return True
-        if model not in self.book.deferred:
-            self.book.deferred.add(model)
-            log.info("%s: retry deferred %.1fs (backoff)", model, backoff.next_at - now)
-        return False
+    def _start_failed(self, action: Action, exc: TierserveError, rules: liveness.Rules,
+                      now: float) -> None:
+        self._event(action.model, action.kind, action.reason, f"failed: {exc.message}")
+        self.book = self.book.retry_later(action.model, rules, now)
 
-    def _schedule_retry(self, model: str, policy: Policy, now: float) -> None:
-        backoff = self.book.backoff.setdefault(model, _Backoff())
-        rule = policy.hot.restart_backoff
-        backoff.next_at = now + min(rule.max, rule.initial * 2 ** backoff.failures)
-        backoff.failures += 1
+    def _due(self, model: str, now: float) -> bool:
+        if self.book.due(model, now):
+            self._deferred.discard(model)
+            return True
+        if model not in self._deferred:  # log a deferral once, not every pass
+            self._deferred.add(model)
+            log.info("%s: retry deferred %.1fs (backoff)", model,
+                     self.book.backoff[model].next_at - now)
+        return False
 
     def _stop(self, inst: Instance, action: str, outcome: str) -> None:
         try:
@@ -331,17 +271,11 @@ class Orchestrator:
             return
         self._event(inst.model, action, f"stop {inst.id[:12]}", outcome)
 
-    def _forget_gone(self, present: set[str]) -> None:
-        for table in (self.book.first_seen, self.book.probe_failures, self.book.draining):
-            for key in [k for k in table if k not in present]:
-                table.pop(key, None)
-        self.book.ready &= present
-
     # -- running -------------------------------------------------------------------------
 
     def busy(self) -> bool:
-        """Something is starting or draining: the next pass should come soon."""
-        return bool(self.book.draining) or bool(set(self.book.first_seen) - self.book.ready)
+        """Something is preparing, starting or draining: the next pass should come soon."""
+        return bool(self.book.draining or self.book.starting() or self.preparing)
 
     def run_forever(self, stop: threading.Event, fast_interval: float = 0.5) -> None:
         while not stop.is_set():
@@ -351,9 +285,9 @@ class Orchestrator:
             stop.wait(min(interval, fast_interval) if self.busy() else interval)
 
     def status(self) -> dict[str, Any]:
-        # Served from another thread while a pass runs: work on copies (atomic under the GIL).
-        draining, ready = dict(self.book.draining), set(self.book.ready)
-        backoff = dict(self.book.backoff)
+        # Served from another thread while a pass runs: the Book is never changed in place.
+        book = self.book
+        draining, ready, backoff = book.draining, book.ready, book.backoff
         instances = []
         try:
             for inst in self.runtime.list_instances():
@@ -364,7 +298,8 @@ class Orchestrator:
         except TierserveError as exc:
             instances.append({"error": exc.message})
         return {"runtime": self.runtime.name, "policy": self.watcher.status(),
-                "instances": instances, "last_pass": self.last_pass,
+                "instances": instances, "preparing": sorted(self.preparing),
+                "last_pass": self.last_pass,
                 "backoff": {m: {"failures": b.failures, "next_at": b.next_at}
                             for m, b in backoff.items()}}
 

@@ -3,7 +3,9 @@
 Each instance has a state file `<state_dir>/<scope>/<model>.json` (pid, ports, hot_since,
 settings hash), so a restarted orchestrator adopts the processes it left running. The servers
 run in their own session (they outlive the orchestrator, as containers do) and listen on
-127.0.0.1 only. Container-only settings (image, memory, cpus, volumes) do not apply here.
+127.0.0.1 only, `nice` steps below the orchestrator, with TensorFlow thread pools sized to
+`cpus`. Container-only settings (image, memory, the cpus limit, cpu_shares, volumes) do not
+apply here.
 """
 
 from __future__ import annotations
@@ -13,15 +15,15 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from base.errors import Internal
 from base.names import check_model_name
-from base.procs import free_port, tierserve_command
-from orchestrator.runtime import Instance, InstanceSpec, Runtime
+from base.procs import ServerProcess, free_port, pid_alive, terminate, tierserve_command
+from orchestrator.runtime import Instance, InstanceSpec, Runtime, granted_threads
+from pools.model_server.command import model_server_args
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
@@ -39,16 +41,6 @@ class _State:
     log: str
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a zombie counts as dead)."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            state = f.read().rsplit(")", 1)[1].split()[0]
-        return state not in ("Z", "X")
-    except (OSError, IndexError):
-        return False
-
-
 def _is_ours(pid: int, model: str) -> bool:
     """Guards against pid reuse: the process must be a model server for `model`."""
     try:
@@ -64,7 +56,7 @@ class ProcessRuntime(Runtime):
     def __init__(self, state_dir: Path, scope: str = "default") -> None:
         self.dir = Path(state_dir) / check_model_name(scope)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._children: dict[int, ServerProcess] = {}
 
     def _state_path(self, model: str) -> Path:
         return self.dir / f"{check_model_name(model)}.json"
@@ -82,7 +74,7 @@ class ProcessRuntime(Runtime):
         child = self._children.get(state.pid)
         if child is not None:
             return child.poll() is None  # also reaps our own exited children
-        return _alive(state.pid) and _is_ours(state.pid, state.model)
+        return pid_alive(state.pid) and _is_ours(state.pid, state.model)
 
     def list_instances(self) -> list[Instance]:
         out = []
@@ -101,18 +93,18 @@ class ProcessRuntime(Runtime):
                 raise Internal(f"{spec.model} already has a server (pid {old.pid})")
         rest_port, grpc_port = free_port(), free_port()
         base_path = open_store(spec.store).model_uri(spec.model)
-        cmd = tierserve_command(
-            "model-server", f"--port={grpc_port}", f"--rest_api_port={rest_port}",
-            f"--model_name={spec.model}", f"--model_base_path={base_path}",
-            *spec.container.args)
+        intra, inter = granted_threads(spec.container)
+        cmd = tierserve_command("model-server", *model_server_args(
+            port=grpc_port, rest_api_port=rest_port, model_name=spec.model,
+            model_base_path=base_path, intra_op_threads=intra, inter_op_threads=inter,
+            extra=spec.container.args))
         log_path = self.dir / f"{spec.model}.log"
-        with open(log_path, "ab") as log_file:
-            try:
-                child = subprocess.Popen(
-                    cmd, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-                    env={**os.environ, **spec.container.env})
-            except OSError as exc:
-                raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
+        try:
+            # Its own session: it outlives the orchestrator, as a container does.
+            child = ServerProcess(cmd, log_path=log_path, env=spec.container.env,
+                                  nice=spec.container.nice)
+        except OSError as exc:
+            raise Internal(f"cannot start model server for {spec.model}: {exc}") from exc
         self._children[child.pid] = child
         state = _State(spec.model, child.pid, rest_port, grpc_port, spec.hot_since,
                        spec.policy_hash, time.time(), str(log_path))
@@ -125,27 +117,17 @@ class ProcessRuntime(Runtime):
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         pid = int(instance.id.removeprefix("pid:"))
         state = next((s for s in self._read_states() if s.pid == pid), None)
-        if state is not None and self._running(state):
-            self._signal(pid, signal.SIGTERM)
-            deadline = time.monotonic() + timeout
-            while self._running(state) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if self._running(state):
-                self._signal(pid, signal.SIGKILL)
         child = self._children.pop(pid, None)
         if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=5)
+            child.stop(timeout)
+        elif state is not None:  # adopted from an earlier orchestrator: not our child
+            terminate(pid, lambda: self._running(state), timeout)
         if state is not None:
             with contextlib.suppress(FileNotFoundError):
                 self._state_path(state.model).unlink()
 
     def kill(self, instance: Instance) -> None:
         """SIGKILL, as a crash would (tests and fault drills)."""
-        self._signal(int(instance.id.removeprefix("pid:")), signal.SIGKILL)
-
-    @staticmethod
-    def _signal(pid: int, sig: signal.Signals) -> None:
         # The server leads its own session: signal the group so helpers die with it.
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, sig)
+            os.killpg(int(instance.id.removeprefix("pid:")), signal.SIGKILL)

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 from policies.schema import ContainerSettings
+from pools.model_server.threads import pool_sizes
 
 # Ports inside a container; TF Serving's defaults, so the official image works unchanged.
 GRPC_PORT = 8500
@@ -28,6 +29,12 @@ class InstanceSpec:
     container: ContainerSettings
     policy_hash: str
     hot_since: float
+
+
+def granted_threads(settings: ContainerSettings) -> tuple[int | None, int | None]:
+    """TensorFlow's (intra-op, inter-op) pools for the CPUs the policy grants a hot server;
+    (None, None): the server sizes them to the CPUs it finds."""
+    return pool_sizes(settings.cpus) if settings.cpus else (None, None)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,12 @@ class Runtime(ABC):
     @abstractmethod
     def list_instances(self) -> list[Instance]:
         """Every instance this orchestrator owns (its scope), running or not."""
+
+    def prepare(self, spec: InstanceSpec) -> bool:
+        """Begin, in the background, any slow work `start(spec)` needs first (e.g. a model
+        download), so no reconcile pass waits on it. True once `start` can run at once;
+        raises base.errors.TierserveError when the preparation failed. Default: none."""
+        return True
 
     @abstractmethod
     def start(self, spec: InstanceSpec) -> Instance:

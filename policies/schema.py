@@ -63,6 +63,10 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 ModelName = Annotated[str, BeforeValidator(_check_model_name)]
 
 
+# The cold pool's default for its model servers' niceness (pools.cold.config).
+COLD_NICE_DEFAULT = 5
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -101,7 +105,17 @@ class ContainerSettings(Strict):
         "`tierserve model-server` or `tensorflow_model_server` by kind")
     args: list[str] = Field(default_factory=list, description="extra flags appended")
     memory: Size | None = Field(None, description="memory limit, e.g. 1g")
-    cpus: float | None = Field(None, gt=0, description="CPU limit in cores, e.g. 0.5")
+    cpus: float | None = Field(
+        None, gt=0, description="CPU limit in cores, e.g. 0.5 (Docker: nano_cpus); in both "
+        "runtimes also the size of the server's TensorFlow thread pools. Default: no limit, "
+        "the server sizes its pools to the CPUs it may run on")
+    cpu_shares: int = Field(
+        1024, ge=2, le=262144, description="Docker: CPU weight when the CPUs are contended "
+        "(Docker's default 1024, as the router; the compose cold pool runs at 256, so hot "
+        "servers win)")
+    nice: int = Field(
+        0, ge=0, le=19, description="process runtime: niceness steps below the orchestrator "
+        "(0: the same CPU priority); keep it below cold.model_server_nice so hot servers win")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the server")
     volumes: dict[str, str] = Field(
         default_factory=dict, description="extra read-only bind mounts, host path -> path inside")
@@ -147,6 +161,9 @@ class ColdPool(Strict):
                                 "before 503 + Retry-After")
     eviction: str | None = Field(None, description="cache eviction policy (pools.eviction: "
                                  "lru, lfu, tinylfu); default: the pool's")
+    model_server_nice: int | None = Field(
+        None, ge=0, le=19, description="niceness steps below the pool for its own model "
+        f"servers, so hot servers win the CPU; default: the pool's ({COLD_NICE_DEFAULT})")
 
     @field_validator("eviction")
     @classmethod
@@ -173,6 +190,16 @@ class Policy(Strict):
         names = [e.name for e in self.experiments]
         if len(set(names)) != len(names):
             raise ValueError("two experiments share a name")
+        return self
+
+    @model_validator(mode="after")
+    def _hot_before_cold(self) -> Policy:
+        cold = self.cold.model_server_nice
+        cold = COLD_NICE_DEFAULT if cold is None else cold
+        if self.hot.container.nice >= cold:
+            raise ValueError(f"hot.container.nice ({self.hot.container.nice}) must be below "
+                             f"the cold pool's model servers' niceness ({cold}): cold loads "
+                             "must not take the CPU from hot servers")
         return self
 
     def container_hash(self) -> str:

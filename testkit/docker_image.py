@@ -82,7 +82,10 @@ def container_settings(**overrides: object) -> ContainerSettings:
         "kind": "tierserve",
         "command": [sys.executable, "-m", "tierserve.cli", "model-server"],
         "volumes": {p: p for p in _mount_roots()},
-        "env": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"},
+        # PYTHONPATH: this checkout's code (mounted above), whichever checkout the venv's
+        # editable install points at (a git worktree is not mounted otherwise).
+        "env": {"TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": str(REPO_ROOT)},
         "memory": "2g",
         "cpus": 1.0,
     }

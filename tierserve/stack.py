@@ -9,7 +9,8 @@ them), so the stack stops them explicitly when it ends.
 
 from __future__ import annotations
 
-import time
+import contextlib
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,8 @@ def pool_flags(policy: Policy) -> list[str]:
                   "--memory-bytes", str(int(policy.cold.max_bytes))]
     if policy.cold.eviction:
         flags += ["--eviction-policy", policy.cold.eviction]
+    if policy.cold.model_server_nice is not None:
+        flags += ["--model-server-nice", str(policy.cold.model_server_nice)]
     return flags
 
 
@@ -111,8 +114,8 @@ class Stack:
     def check(self) -> None:
         """Raise RuntimeError naming the part that exited, with its log's last lines."""
         for name, proc in self.procs.items():
-            if proc.proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with {proc.proc.returncode}:\n"
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with {proc.returncode}:\n"
                                    f"{proc.log_tail(20)}")
 
     def stop(self) -> None:
@@ -134,7 +137,6 @@ class Stack:
                               "--state-dir", str(cfg.var_dir / "orchestrator"),
                               "--stop-instances"),
             ready_url=None, log_path=self._log("orchestrator-stop"))
-        deadline = time.monotonic() + 60
-        while cleanup.proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            cleanup.wait(60)
         cleanup.stop()

@@ -42,9 +42,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rest_api_num_threads", type=int, default=8, help="REST inference threads")
     add("--grpc_max_threads", type=int, default=16, help="gRPC worker threads")
     add("--tensorflow_intra_op_parallelism", type=int, default=0,
-        help="threads inside one TF op (0: TensorFlow's choice)")
+        help="threads inside one TF op (0: one per CPU this server may use: its affinity, "
+             "capped by its cgroup's CPU quota)")
     add("--tensorflow_inter_op_parallelism", type=int, default=0,
-        help="TF ops run at once (0: TensorFlow's choice)")
+        help="TF ops run at once (0: as many as intra-op threads, at least 2)")
     add("--release_memory_interval_seconds", type=float, default=10.0,
         help="after unloads, collect garbage and trim the heap at most this often, in the "
              "background (a full collection pauses Python; -1: leave it to Python)")
@@ -183,12 +184,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _set_tf_threads(args: argparse.Namespace) -> None:
+    """Before TensorFlow's runtime starts (no op has run yet): sized to the CPUs we get, not
+    to the machine's cores, which several servers on one box would oversubscribe."""
     import tensorflow as tf
 
-    if args.tensorflow_intra_op_parallelism:
-        tf.config.threading.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism)
-    if args.tensorflow_inter_op_parallelism:
-        tf.config.threading.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism)
+    from pools.model_server.threads import available_cpus, pool_sizes
+
+    cpus = available_cpus()
+    auto_intra, auto_inter = pool_sizes(cpus)
+    threading_ = tf.config.threading
+    threading_.set_intra_op_parallelism_threads(args.tensorflow_intra_op_parallelism or auto_intra)
+    threading_.set_inter_op_parallelism_threads(args.tensorflow_inter_op_parallelism or auto_inter)
+    # Read back from TensorFlow: what it will use, as tests and operators check it.
+    log.info("TensorFlow thread pools: intra_op=%d inter_op=%d (%g CPUs available)",
+             threading_.get_intra_op_parallelism_threads(),
+             threading_.get_inter_op_parallelism_threads(), cpus)
 
 
 def _exit_now(code: int) -> None:

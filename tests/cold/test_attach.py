@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 from tests.cold.conftest import Pool, expected, upload_version
 
 XS = [1.0, -1.0]
@@ -19,8 +20,8 @@ def test_attached_model_server(pool_factory: Callable[..., Pool], s3: Any, modul
     upload_version(s3, module_bucket, "attached", 1, a=9.0)
     grpc_port, rest_port = free_port(), free_port()
     server = ServerProcess(
-        tierserve_command("model-server", "--port", str(grpc_port),
-                          "--rest_api_port", str(rest_port)),
+        tierserve_command("model-server", *model_server_args(port=grpc_port,
+                                                             rest_api_port=rest_port)),
         f"http://127.0.0.1:{rest_port}/v1/models/probe", log_path=log_dir / "attached-ms.log",
         env={"TF_CPP_MIN_LOG_LEVEL": "2"})
     try:

@@ -49,3 +49,11 @@ def test_shipped_policy_is_valid() -> None:
     policy = load_policy(REPO / "compose" / "policy" / "policy.yaml").policy
     assert policy.store.startswith("s3://tierserve-models/")
     assert policy.hot.container.env["AWS_ENDPOINT_URL"] == "http://minio:9000"
+
+
+def test_hot_containers_outweigh_the_cold_pool(
+        config: dict[str, dict[str, dict[str, object]]]) -> None:
+    policy = load_policy(REPO / "compose" / "policy" / "policy.yaml").policy
+    pool = config["services"]["pool"]
+    assert int(pool["cpu_shares"]) < policy.hot.container.cpu_shares  # type: ignore[call-overload]
+    assert "cpu_shares" not in config["services"]["router"]  # Docker's default, 1024

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 
 
 @dataclass
@@ -59,8 +60,8 @@ class ModelServer:
 def start_model_server(log_dir: Path, *args: str, name: str = "ms",
                        env: dict[str, str] | None = None) -> ModelServer:
     rest_port, grpc_port = free_port(), free_port()
-    cmd = tierserve_command("model-server", "--port", str(grpc_port),
-                            "--rest_api_port", str(rest_port), *args)
+    cmd = tierserve_command("model-server", *model_server_args(
+        port=grpc_port, rest_api_port=rest_port, extra=args))
     rest = f"http://127.0.0.1:{rest_port}"
     proc = ServerProcess(cmd, f"{rest}/monitoring/prometheus/metrics",
                          log_path=log_dir / f"{name}-{rest_port}.log", env=env)

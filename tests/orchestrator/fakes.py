@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from base.errors import Internal
+from base.errors import Internal, NotFound
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 
 POLICY = """
@@ -59,10 +59,20 @@ class FakeRuntime(Runtime):
     started: list[str] = field(default_factory=list)  # models, in start order
     stopped: list[str] = field(default_factory=list)
     fail_start: bool = False
+    preparing: dict[str, int] = field(default_factory=dict)  # model -> passes until prepared
+    fail_prepare: bool = False
     _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def list_instances(self) -> list[Instance]:
         return sorted(self.instances.values(), key=lambda i: i.id)
+
+    def prepare(self, spec: InstanceSpec) -> bool:
+        if self.fail_prepare:
+            raise NotFound(f"{spec.model} is not in the store")
+        left = self.preparing.get(spec.model, 0)
+        if left:
+            self.preparing[spec.model] = left - 1
+        return left == 0
 
     def start(self, spec: InstanceSpec) -> Instance:
         if self.fail_start:

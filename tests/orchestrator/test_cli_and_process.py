@@ -4,6 +4,7 @@ scripts/ensure-dockerd.sh."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from base.procs import tierserve_command
+from base.procs import niceness, tierserve_command
 from db import queries
 from db.queries import make_engine
 from orchestrator.process_runtime import ProcessRuntime
@@ -81,6 +82,23 @@ def test_process_runtime_adopts_and_stops_via_state_files(tmp_path: Path,
     finally:
         for i in runtime.list_instances():
             runtime.stop(i, timeout=2)
+
+
+def test_hot_process_runs_at_the_policy_nice_with_threads_for_its_cpus(
+        tmp_path: Path, toy_store: Path) -> None:
+    runtime = ProcessRuntime(tmp_path, "nice")
+    settings = ContainerSettings(nice=3, cpus=1)
+    inst = runtime.start(InstanceSpec("alpha", str(toy_store), settings, "h", 1.0))
+    try:
+        pid = int(inst.id.removeprefix("pid:"))
+        assert niceness(pid) == os.nice(0) + 3  # read from /proc/<pid>/stat
+        log = tmp_path / "nice" / "alpha.log"
+        line = wait_for("thread pools logged", lambda: next(
+            (x for x in log.read_text().splitlines() if "TensorFlow thread pools" in x), None),
+            timeout=180)
+        assert "intra_op=1 inter_op=2" in line  # sized to the 1 CPU granted, not the machine
+    finally:
+        runtime.stop(inst, timeout=5)
 
 
 def test_stale_state_file_with_a_reused_pid_is_not_adopted(tmp_path: Path) -> None:

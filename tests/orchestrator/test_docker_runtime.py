@@ -52,13 +52,27 @@ def test_official_image_kind_syncs_from_s3_into_a_local_volume(
     # The test image stands in for tensorflow/serving: our server under that kind's contract
     # (TF Serving's flags, a local --model_base_path under /models, 0.0.0.0 inside).
     settings = testimage.container_settings(kind="tensorflow-serving", args=["--host=0.0.0.0"])
-    inst = runtime.start(InstanceSpec("gamma", f"s3://{s3_bucket}/models", settings, "h",
-                                      time.time()))
+    spec = InstanceSpec("gamma", f"s3://{s3_bucket}/models", settings, "h", time.time())
+    # The download runs in the background: prepare answers at once until it is done.
+    assert runtime.prepare(spec) is False
+    wait_for("gamma synced", lambda: runtime.prepare(spec), timeout=120)
     synced = runtime.state_dir / "models" / "gamma" / "1" / "saved_model.pb"
-    assert synced.is_file()  # downloaded on the host before the container started
+    assert synced.is_file()  # downloaded on the host before the container starts
+    inst = runtime.start(spec)
     wait_for("gamma AVAILABLE", lambda: available(inst.endpoint, "gamma"), timeout=400)
     resp = httpx.post(f"{inst.endpoint}/v1/models/gamma:predict", json={"instances": [2.0]})
     assert resp.json()["predictions"] == expected(MODELS["gamma"], 0.0, [2.0])
+
+
+def test_failed_sync_is_reported_by_prepare(runtime: DockerRuntime, toy_store: Path) -> None:
+    settings = testimage.container_settings(kind="tensorflow-serving")
+    spec = InstanceSpec("no-such-model", str(toy_store), settings, "h", time.time())
+    deadline = time.monotonic() + 60
+    with pytest.raises(TierserveError, match="no-such-model"):
+        while time.monotonic() < deadline:
+            assert runtime.prepare(spec) is False  # never "ready" for a missing model
+            time.sleep(0.1)
+    assert runtime.prepare(spec) is False  # a new attempt starts (after the loop's backoff)
 
 
 def test_second_runtime_object_adopts_by_label_and_name_prevents_duplicates(
@@ -79,3 +93,19 @@ def test_second_runtime_object_adopts_by_label_and_name_prevents_duplicates(
         stranger.close()
     finally:
         other.close()
+
+
+def test_container_gets_its_cpu_weight_and_limit_and_sizes_tf_to_the_limit(
+        runtime: DockerRuntime, toy_store: Path) -> None:
+    # Thread flags at 0 (auto, last wins): the server must find its 1-CPU quota in its cgroup
+    # on this 2-CPU machine, as the official image and any server without flags would.
+    settings = testimage.container_settings(
+        cpus=1.0, cpu_shares=3072, args=["--tensorflow_intra_op_parallelism=0",
+                                         "--tensorflow_inter_op_parallelism=0"])
+    inst = runtime.start(InstanceSpec("alpha", str(toy_store), settings, "h", time.time()))
+    host = runtime.client.containers.get(inst.id).attrs["HostConfig"]
+    assert (host["CpuShares"], host["NanoCpus"]) == (3072, 1_000_000_000)
+    line = wait_for("thread pools logged", lambda: next(
+        (x for x in runtime.logs(inst, tail=200).splitlines()
+         if "TensorFlow thread pools" in x), None), timeout=400)
+    assert "intra_op=1 inter_op=2 (1 CPUs available)" in line

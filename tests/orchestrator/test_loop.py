@@ -280,3 +280,31 @@ def test_a_locked_db_fails_the_pass_not_the_loop(tmp_path: Path,
         assert h.runtime.started == ["a"]
     finally:
         h.orch.close()
+
+
+def test_slow_preparation_never_holds_up_a_pass(h: Harness) -> None:
+    promote(h, "a")
+    h.runtime.preparing["b"] = 2  # e.g. a large model being synced for the official image
+    h.rates["b"] = 10.0
+    h.step()
+    assert h.orch.status()["preparing"] == ["b"] and h.orch.busy()
+    assert h.runtime.started == ["a"]
+    # Meanwhile the other instances are still watched: a crash is seen and handled.
+    h.runtime.crash("a")
+    h.step()
+    assert h.hot_routes() == {} and h.runtime.started == ["a", "a"]
+    h.step()
+    assert h.runtime.started == ["a", "a", "b"]
+    assert h.orch.status()["preparing"] == []
+
+
+def test_failed_preparation_is_an_event_and_retried_after_backoff(h: Harness) -> None:
+    h.runtime.fail_prepare = True
+    h.rates["a"] = 10.0
+    h.step()
+    assert h.events("a")[-1] == ("promote", "failed: a is not in the store")
+    h.runtime.fail_prepare = False
+    h.step()
+    assert h.runtime.started == []  # backing off
+    h.step(5)
+    assert h.runtime.started == ["a"]

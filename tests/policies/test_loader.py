@@ -136,3 +136,19 @@ def test_cold_eviction_names_a_known_policy() -> None:
     assert ok.cold.eviction == "lru"
     errors = errors_of(MINIMAL + "cold: {eviction: fifo}\n")
     assert "unknown eviction policy 'fifo'" in errors["cold.eviction"][1]
+
+
+def test_cpu_priorities_default_hot_above_cold_and_refuse_an_inversion() -> None:
+    policy = parse_policy(MINIMAL).policy
+    container = policy.hot.container
+    assert (container.nice, container.cpu_shares, container.cpus) == (0, 1024, None)
+    assert policy.cold.model_server_nice is None  # the pool's own default
+    ok = parse_policy(MINIMAL + "  container: {nice: 2, cpu_shares: 2048, cpus: 0.5}\n"
+                      "cold: {model_server_nice: 10}\n").policy
+    assert (ok.hot.container.nice, ok.cold.model_server_nice) == (2, 10)
+    errors = errors_of(MINIMAL + "  container: {nice: 5}\n")
+    assert "must be below the cold pool's model servers' niceness (5)" in errors[""][1]
+    errors = errors_of(MINIMAL + "  container: {nice: 3}\ncold: {model_server_nice: 3}\n")
+    assert "cold loads must not take the CPU from hot servers" in errors[""][1]
+    errors = errors_of(MINIMAL + "  container: {cpu_shares: 1}\n")
+    assert "hot.container.cpu_shares" in errors

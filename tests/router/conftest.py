@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 from tierserve import toy_models
 
 REPO = Path(__file__).resolve().parents[2]
@@ -37,13 +38,14 @@ def start_model_server(log_dir: Path, tag: str, *, model: str | None = None,
                        base_path: Path | None = None,
                        config_file: Path | None = None) -> tuple[ServerProcess, str]:
     rest, grpc = free_port(), free_port()
-    args = ["model-server", "--rest_api_port", str(rest), "--port", str(grpc)]
     if config_file is not None:
-        args += ["--model_config_file", str(config_file)]
+        args = model_server_args(port=grpc, rest_api_port=rest,
+                                 extra=[f"--model_config_file={config_file}"])
     else:
-        args += ["--model_name", str(model), "--model_base_path", str(base_path)]
+        args = model_server_args(port=grpc, rest_api_port=rest, model_name=str(model),
+                                 model_base_path=str(base_path))
     first = model or next(iter(STORE_MODELS))
-    proc = ServerProcess(tierserve_command(*args),
+    proc = ServerProcess(tierserve_command("model-server", *args),
                          ready_url=f"http://127.0.0.1:{rest}/v1/models/{first}",
                          log_path=log_dir / f"model-server-{tag}-{rest}.log", cwd=str(REPO))
     proc.wait_ready(timeout=120)

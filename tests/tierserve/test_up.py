@@ -53,3 +53,13 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
         time.sleep(0.2)
     assert not [pid for pid in children if alive(pid)]
     assert (var / "tierserve.db").exists() and (var / "policy.yaml").exists()
+
+
+def test_pool_flags_pass_the_cold_model_servers_nice_only_when_set() -> None:
+    from policies.loader import parse_policy
+    from tierserve.stack import pool_flags
+
+    text = "store: /m\nhot: {max_models: 1, promote: {min_rate: 2}, demote: {max_rate: 1}}\n"
+    assert "--model-server-nice" not in pool_flags(parse_policy(text).policy)
+    flags = pool_flags(parse_policy(text + "cold: {model_server_nice: 9}\n").policy)
+    assert flags[flags.index("--model-server-nice") + 1] == "9"

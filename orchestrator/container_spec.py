@@ -1,0 +1,85 @@
+"""A hot model's container, built purely from the instance spec (no Docker, no store calls):
+the keyword arguments of the Docker SDK's `containers.run`.
+
+Labelled with the owner, scope, model, settings hash and hot-since time; ports published on
+127.0.0.1 only; memory and CPU limits, a CPU weight (hot servers above the cold pool) and
+TensorFlow thread pools sized to the granted CPUs; all capabilities dropped, no new privileges.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.runtime import GRPC_PORT, REST_PORT, InstanceSpec, granted_threads
+from pools.model_server.command import model_server_args
+
+LABEL_OWNER = "tierserve.managed-by"
+LABEL_SCOPE = "tierserve.scope"
+LABEL_MODEL = "tierserve.model"
+LABEL_HASH = "tierserve.policy-hash"
+LABEL_SINCE = "tierserve.hot-since"
+OWNER = "tierserve"
+
+# Our model server binds 127.0.0.1 by default; inside a container it must answer on the
+# container's interface for the published port to reach it.
+TIERSERVE_HOST = "0.0.0.0"
+TF_SERVING_MODELS = "/models"
+
+
+@dataclass(frozen=True)
+class ModelMount:
+    """The model's `--model_base_path` inside the container and the bind mounts it needs."""
+
+    base_path: str
+    volumes: dict[str, str]  # host path -> path inside, read-only
+
+    @classmethod
+    def synced(cls, model: str, local: Path) -> ModelMount:
+        """A copy on the host (for the official image, which cannot read s3://)."""
+        inside = f"{TF_SERVING_MODELS}/{model}"
+        return cls(inside, {str(local): inside})
+
+    @classmethod
+    def local_store(cls, model: str, root: Path) -> ModelMount:
+        """A local store, mounted at the same path."""
+        return cls(str(root / model), {str(root): str(root)})
+
+
+def container_name(scope: str, model: str) -> str:
+    return f"tierserve-{scope}-{model}"
+
+
+def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
+                   network: str | None = None) -> dict[str, Any]:
+    settings = spec.container
+    volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in settings.volumes.items()}
+    for host, inside in mount.volumes.items():
+        volumes.setdefault(host, {"bind": inside, "mode": "ro"})
+    official = settings.kind == "tensorflow-serving"
+    program = settings.command or (["tensorflow_model_server"] if official
+                                   else ["tierserve", "model-server"])
+    intra, inter = granted_threads(settings)
+    command = [*program, *model_server_args(
+        port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
+        model_base_path=mount.base_path, host=None if official else TIERSERVE_HOST,
+        intra_op_threads=intra, inter_op_threads=inter, extra=settings.args)]
+    run: dict[str, Any] = {
+        "image": settings.image, "command": command, "name": container_name(scope, spec.model),
+        "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,
+                   LABEL_HASH: spec.policy_hash, LABEL_SINCE: repr(spec.hot_since)},
+        "environment": {"HOME": "/tmp", **settings.env}, "volumes": volumes,
+        "tmpfs": {"/tmp": "rw,size=256m"},
+        "ports": {f"{REST_PORT}/tcp": ("127.0.0.1", None), f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},
+        "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "privileged": False,
+        # Weighs against the other containers only when the CPUs are contended.
+        "cpu_shares": settings.cpu_shares,
+    }
+    if settings.memory:
+        run["mem_limit"] = settings.memory
+    if settings.cpus:
+        run["nano_cpus"] = int(settings.cpus * 1e9)
+    if network:
+        run["network"] = network
+    return run
