@@ -1,0 +1,248 @@
+"""Tiering: the seed's design, a frequency-aware pool and tierserve in full, open-loop, in one run.
+
+    tierserve bench tiering [--models 200] [--cold-slots 30] [--rate 40] [--duration 60]
+                            [--setups a,b,c] [--sweep 20,40,60|auto] [--quick] [--json FILE]
+
+Writes N tiny models to a local folder and starts the set-ups side by side:
+(a) one pool with LRU and no hot tier (the seed's design), (b) one pool with
+tinylfu and no hot tier, (c) tierserve in full. Each replays the same seeded
+trace (the demo's: Zipf, plus a model that rises and falls) from an open-loop
+generator, in interleaved turns. Reports p50/p99/p99.9 for the popular models
+and the rest, failed and 503 counts, CPU seconds per 1,000 requests and peak
+RSS of every process, and the load average; then hot latency alone and under
+a cold-miss stream (isolation); with --sweep, each set-up's capacity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.append(str(Path(__file__).resolve().parent))  # last: bench/router.py is no package
+
+from _tiering_report import (
+    Run,
+    detail,
+    isolation_table,
+    runs_table,
+    statuses,
+    sweep_table,
+    to_json,
+)
+from _tiering_setups import LABELS, Running, start_all
+
+from testkit.latency import SLO_S, auto_rates, groups, holds
+from testkit.loadgen import open_loop
+from testkit.procstat import Sampler, tree
+from testkit.trace import Planned, Trace, make_trace, model_value
+from tierserve.demo_traffic import model_names
+
+STARTED = time.monotonic()
+
+
+def say(text: str) -> None:
+    print(f"  [{time.monotonic() - STARTED:5.0f} s] {text}", flush=True)
+
+
+def expect(model: str) -> list[float]:
+    return [2.0 * model_value(model)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", type=int, default=200)
+    p.add_argument("--cold-slots", type=int, default=30, help="models the pool keeps loaded")
+    p.add_argument("--rate", type=float, default=40.0, help="requests per second (main run)")
+    p.add_argument("--duration", type=float, default=60.0, help="seconds of the main trace")
+    p.add_argument("--rounds", type=int, default=1, help="main-run turns per set-up")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
+    p.add_argument("--setups", default="a,b,c")
+    p.add_argument("--sweep", default="", help="rates to sweep (20,40,60) or 'auto'")
+    p.add_argument("--sweep-duration", type=float, default=30.0)
+    p.add_argument("--isolation", type=float, default=15.0,
+                   help="seconds of hot traffic alone, then with cold churn (0: skip)")
+    p.add_argument("--timeout", type=float, default=30.0, help="client timeout per request")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke mode: 30 models, 5 slots, 10 req/s, a few seconds each")
+    p.add_argument("--json", type=Path, help="write every figure here")
+    p.add_argument("--workdir", type=Path, help="keep models, logs and caches here")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.models, args.cold_slots, args.rate = 30, 5, 10.0
+        args.duration, args.isolation, args.timeout = 8.0, 4.0, 15.0
+        args.sweep_duration = min(args.sweep_duration, 6.0)
+    return args
+
+
+def settle(setup: Running, limit_s: float = 30.0) -> None:
+    """Wait until the set-up's processes are nearly idle: a backlog left by one set-up
+    (loads still running) must not eat the CPU of the next one's turn."""
+    deadline = time.monotonic() + limit_s
+    before = sum(s.cpu_s for s in tree(setup.roots).values())
+    while time.monotonic() < deadline:
+        time.sleep(1.0)
+        now = sum(s.cpu_s for s in tree(setup.roots).values())
+        if now - before < 0.15:
+            return
+        before = now
+
+
+def measure(setup: Running, requests: list[Planned], phase: str, rate: float, round_: int,
+            timeout: float, star: str = "") -> Run:
+    sampler = Sampler(setup.roots, interval_s=1.0)
+    load0, since = os.getloadavg()[0], time.time()
+    sampler.start()
+    try:
+        result = asyncio.run(open_loop(setup.url, requests, expect, timeout_s=timeout))
+    finally:
+        procs = sampler.stop()
+    load1 = os.getloadavg()[0]
+    setup.check()
+    run = Run(setup.name, phase, rate,
+              round_, len(requests), result.sent, groups(requests, result.outcomes), procs,
+              (load0, load1), result.max_lag_s, result.client_cpu_s,
+              statuses(result.outcomes),
+              setup.star_moves(star, since) if star else {})
+    settle(setup)
+    return run
+
+
+def turns(names: list[str], index: int) -> list[str]:
+    """Rotate the order each turn: no set-up always runs first (or right after another)."""
+    k = index % len(names)
+    return names[k:] + names[:k]
+
+
+def isolation_requests(models: list[str], slots: int, hot_rate: float, churn_rate: float,
+                       duration: float, churn: bool) -> list[Planned]:
+    """The top model at hot_rate; with churn, also a round robin over many more models than
+    the pool holds (nearly every one a miss)."""
+    hot = [Planned(i / hot_rate, models[0], True) for i in range(int(hot_rate * duration))]
+    if not churn:
+        return hot
+    tail = models[max(1, len(models) // 2):]
+    tail = tail if len(tail) > slots else models[1:]
+    cold = [Planned(i / churn_rate + 0.5 / churn_rate, tail[i % len(tail)], False)
+            for i in range(int(churn_rate * duration))]
+    return sorted(hot + cold, key=lambda r: r.at_s)
+
+
+def isolation(setup: Running, args: argparse.Namespace) -> list[Run]:
+    models = model_names(args.models)
+    hot_rate, churn_rate = max(2.0, args.rate / 4), max(1.0, args.rate / 8)
+    # The top model loaded (a, b) or on its hot server (c) before it is measured alone.
+    warm = isolation_requests(models, args.cold_slots, hot_rate, churn_rate,
+                              min(6.0, args.isolation), False)
+    for _ in range(4 if setup.stack is not None else 1):
+        asyncio.run(open_loop(setup.url, warm, expect, timeout_s=args.timeout))
+        if setup.stack is None or models[0] in setup.hot_models():
+            break
+    note = ("" if setup.stack is None or models[0] in setup.hot_models()
+            else f"{models[0]} was not hot")
+    out = []
+    for phase, churn in (("alone", False), ("churn", True)):
+        reqs = isolation_requests(models, args.cold_slots, hot_rate, churn_rate,
+                                  args.isolation, churn)
+        run = measure(setup, reqs, phase, hot_rate + (churn_rate if churn else 0), 0,
+                      args.timeout)
+        run.note = note
+        out.append(run)
+    return out
+
+
+def sweep(running: dict[str, Running], args: argparse.Namespace,
+          runs: list[Run]) -> dict[str, dict[float, bool]]:
+    rates = auto_rates() if args.sweep == "auto" else [float(r) for r in args.sweep.split(",")]
+    held: dict[str, dict[float, bool]] = {name: {} for name in running}
+    for index, rate in enumerate(sorted(rates)):
+        live = [n for n in running if all(held[n].values())]  # a set-up stops at its first miss
+        if not live:
+            break
+        trace = make_trace(args.models, rate, args.sweep_duration, args.seed)
+        for name in turns(live, index):
+            run = measure(running[name], list(trace.requests), "sweep", rate, 0, args.timeout)
+            held[name][rate] = holds(run.groups, SLO_S)
+            runs.append(run)
+            say(f"sweep {name} {rate:.0f} req/s: popular p99 "
+                f"{run.groups['popular'].p99_s * 1000:.1f} ms, "
+                f"{run.groups['all'].failed} failed")
+    return held
+
+
+def write_models(store: Path, count: int) -> None:
+    from tierserve.toy_models import write_model
+
+    for index, name in enumerate(model_names(count)):
+        if not (store / name).exists():
+            write_model(store, name, {1: float(index + 1)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [s for s in args.setups.split(",") if s]
+    trace: Trace = make_trace(args.models, args.rate, args.duration, args.seed)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tierserve-bench-tiering-"))
+    store = work / "models"
+    store.mkdir(parents=True, exist_ok=True)
+    write_models(store, args.models)
+    load_start = os.getloadavg()
+    print(f"trace: {len(trace)} requests at {args.rate:g} req/s for {args.duration:g} s over "
+          f"{args.models} models, {args.cold_slots} cold slots, rising model {trace.star}, "
+          f"{sum(r.popular for r in trace.requests)} popular; load average "
+          f"{load_start[0]:.2f} on {os.cpu_count()} CPUs", flush=True)
+    say(f"starting set-ups {', '.join(names)} in {work} ...")
+    running = start_all(names, work, store, args.cold_slots, args.rate)
+    runs: list[Run] = []
+    held: dict[str, dict[float, bool]] = {}
+    try:
+        for round_ in range(args.rounds):
+            for name in turns(names, round_):
+                say(f"{name}: main trace, turn {round_ + 1}")
+                runs.append(measure(running[name], list(trace.requests), "main", args.rate,
+                                    round_, args.timeout, trace.star))
+        if args.isolation > 0:
+            for name in names:
+                say(f"{name}: isolation")
+                runs += isolation(running[name], args)
+        if args.sweep:
+            held = sweep(running, args, runs)
+    finally:
+        for setup in running.values():
+            setup.stop()
+    load_end = os.getloadavg()
+    main_runs = [r for r in runs if r.phase == "main"]
+    print("\nmain trace (latency from the scheduled send time)\n"
+          + runs_table(main_runs, {n: LABELS[n] for n in names}))
+    for r in main_runs:
+        print(detail(r))
+    iso = [r for r in runs if r.phase in ("alone", "churn")]
+    if iso:
+        print("\nisolation: the top model alone, then with a stream of cold misses\n"
+              + isolation_table(iso))
+    if held:
+        print("\nsweep\n" + sweep_table(held, runs, SLO_S * 1000))
+    print(f"\nload average at start {load_start[0]:.2f} {load_start[1]:.2f} "
+          f"{load_start[2]:.2f}, at end {load_end[0]:.2f} {load_end[1]:.2f} "
+          f"{load_end[2]:.2f} ({os.cpu_count()} CPUs)")
+    if args.json:
+        params = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+        params.update(trace_len=len(trace), star=trace.star, load_start=load_start,
+                      load_end=load_end)
+        args.json.write_text(json.dumps(to_json(runs, held, params), indent=1))
+    if args.workdir is None:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.exit(main())
