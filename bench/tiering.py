@@ -75,11 +75,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="smoke mode: 30 models, 5 slots, 10 req/s, a few seconds each")
     p.add_argument("--json", type=Path, help="write every figure here")
     p.add_argument("--workdir", type=Path, help="keep models, logs and caches here")
+    if p.parse_known_args(argv)[0].quick:  # smaller defaults; flags given still win
+        p.set_defaults(models=30, cold_slots=5, rate=10.0, duration=6.0, isolation=3.0,
+                       timeout=15.0, sweep_duration=6.0)
     args = p.parse_args(argv)
-    if args.quick:
-        args.models, args.cold_slots, args.rate = 30, 5, 10.0
-        args.duration, args.isolation, args.timeout = 8.0, 4.0, 15.0
-        args.sweep_duration = min(args.sweep_duration, 6.0)
     return args
 
 
@@ -142,7 +141,8 @@ def isolation(setup: Running, args: argparse.Namespace) -> list[Run]:
     # The top model loaded (a, b) or on its hot server (c) before it is measured alone.
     warm = isolation_requests(models, args.cold_slots, hot_rate, churn_rate,
                               min(6.0, args.isolation), False)
-    for _ in range(4 if setup.stack is not None else 1):
+    # A promotion takes the policy's 10 s window and a server start: --quick does not wait.
+    for _ in range(4 if setup.stack is not None and not args.quick else 1):
         asyncio.run(open_loop(setup.url, warm, expect, timeout_s=args.timeout))
         if setup.stack is None or models[0] in setup.hot_models():
             break
@@ -167,7 +167,8 @@ def sweep(running: dict[str, Running], args: argparse.Namespace,
         live = [n for n in running if all(held[n].values())]  # a set-up stops at its first miss
         if not live:
             break
-        trace = make_trace(args.models, rate, args.sweep_duration, args.seed)
+        trace = make_trace(args.models, rate, args.sweep_duration, args.seed,
+                           arrivals=args.arrivals)
         for name in turns(live, index):
             run = measure(running[name], list(trace.requests), "sweep", rate, 0, args.timeout)
             held[name][rate] = holds(run.groups, SLO_S)
@@ -189,7 +190,12 @@ def write_models(store: Path, count: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     names = [s for s in args.setups.split(",") if s]
-    trace: Trace = make_trace(args.models, args.rate, args.duration, args.seed)
+    unknown = [s for s in names if s not in LABELS]
+    if unknown or not names:
+        print(f"unknown set-ups {unknown}: choose from {', '.join(LABELS)}", file=sys.stderr)
+        return 2
+    trace: Trace = make_trace(args.models, args.rate, args.duration, args.seed,
+                              arrivals=args.arrivals)
     work = args.workdir or Path(tempfile.mkdtemp(prefix="tierserve-bench-tiering-"))
     store = work / "models"
     store.mkdir(parents=True, exist_ok=True)

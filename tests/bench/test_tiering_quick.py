@@ -21,7 +21,7 @@ def test_quick_mode_reports_every_setup(tmp_path: Path, toy_template: Path) -> N
     assert done.returncode == 0, out[-3000:]
     figures = json.loads(report.read_text())
     trace_len = figures["params"]["trace_len"]
-    assert trace_len == len(make_trace(30, 10.0, 8.0, 7)) == 80
+    assert trace_len == len(make_trace(30, 10.0, 6.0, 7)) == 60
     main = {r["setup"]: r for r in figures["runs"] if r["phase"] == "main"}
     assert sorted(main) == ["a", "b", "c"]
     for setup, run in main.items():
