@@ -11,16 +11,16 @@ the trace and by a per-request timeout: it stops by itself.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-import httpx
-
+from testkit.http1 import Http1Client
 from testkit.trace import Planned
 
-BODY = {"instances": [2.0]}
+BODY = b'{"instances": [2.0]}'
 
 
 @dataclass(frozen=True)
@@ -52,21 +52,23 @@ def check_loopback(url: str) -> None:
 Expect = Callable[[str], list[float]]
 
 
-async def _one(client: httpx.AsyncClient, index: int, req: Planned, due: float,
-               expect: Expect, loop: asyncio.AbstractEventLoop) -> Outcome:
+async def _one(client: Http1Client, index: int, req: Planned, due: float, expect: Expect,
+               loop: asyncio.AbstractEventLoop, timeout_s: float) -> Outcome:
     try:
-        answer = await client.post(f"/v1/models/{req.model}:predict", json=BODY)
-    except httpx.HTTPError as exc:
+        async with asyncio.timeout(timeout_s):
+            answer = await client.post(f"/v1/models/{req.model}:predict", BODY)
+    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+            ValueError) as exc:
         return Outcome(index, loop.time() - due, 0, False, error=type(exc).__name__)
     latency = loop.time() - due
     pool = answer.headers.get("x-tierserve-pool", "")
     cache = answer.headers.get("x-tierserve-cache", "")
-    if answer.status_code != 200:
-        return Outcome(index, latency, answer.status_code, False, pool, cache,
-                       answer.text[:120])
+    if answer.status != 200:
+        return Outcome(index, latency, answer.status, False, pool, cache,
+                       answer.body[:120].decode(errors="replace"))
     try:
-        right = answer.json().get("predictions") == expect(req.model)
-    except ValueError:
+        right = json.loads(answer.body).get("predictions") == expect(req.model)
+    except (ValueError, AttributeError):
         right = False
     return Outcome(index, latency, 200, right, pool, cache, "" if right else "wrong answer")
 
@@ -75,14 +77,13 @@ async def open_loop(url: str, requests: Sequence[Planned], expect: Expect,
                     timeout_s: float = 30.0, max_connections: int = 256) -> RunResult:
     """Send `requests` to `url` on schedule; one Outcome per request, in trace order."""
     check_loopback(url)
+    parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=max_connections)
+    client = Http1Client(str(parts.hostname), parts.port or 80, max_connections)
     tasks: list[asyncio.Task[Outcome]] = []
     max_lag = 0.0
     cpu0, wall0 = time.process_time(), time.monotonic()
-    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits,
-                                 trust_env=False) as client:
+    try:
         start = loop.time() + 0.05
         for index, req in enumerate(requests):
             due = start + req.at_s
@@ -90,12 +91,16 @@ async def open_loop(url: str, requests: Sequence[Planned], expect: Expect,
             if delay > 0:
                 await asyncio.sleep(delay)
             max_lag = max(max_lag, loop.time() - due)
-            tasks.append(asyncio.create_task(_one(client, index, req, due, expect, loop)))
-        # Every request is bounded by the client's timeout; this only guards against a bug.
-        done, pending = await asyncio.wait(tasks, timeout=timeout_s * 2 + 10)
+            tasks.append(asyncio.create_task(
+                _one(client, index, req, due, expect, loop, timeout_s)))
+        # Every request is bounded by its timeout; this only guards against a bug.
+        done, pending = await asyncio.wait(tasks, timeout=timeout_s + 10) if tasks \
+            else (set(), set())
         for task in pending:
             task.cancel()
-    outcomes = [t.result() if t in done and not t.cancelled() and t.exception() is None
+    finally:
+        await client.aclose()
+    outcomes = [t.result() if t in done and t.exception() is None
                 else Outcome(i, timeout_s, 0, False, error="not finished")
                 for i, t in enumerate(tasks)]
     return RunResult(outcomes, len(tasks), max_lag, time.monotonic() - wall0,

@@ -13,8 +13,9 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from testkit.http1 import parse_head
 from testkit.latency import Group, auto_rates, capacity, groups, holds, percentile
-from testkit.loadgen import Outcome, open_loop
+from testkit.loadgen import Outcome, RunResult, open_loop
 from testkit.procstat import Sampler, parse_hwm_mb, parse_stat, role_of
 from testkit.trace import MAX_REQUESTS, Planned, make_trace, model_value, schedule
 from tierserve.demo_traffic import phase_at, phases
@@ -129,12 +130,17 @@ def test_the_sampler_counts_a_child_that_came_and_went_within_the_window() -> No
 
 
 class _Server:
-    """HTTP/1.1 on 127.0.0.1: /v1/models/ok-N answers 2*(N+1), /v1/models/busy-N 503."""
+    """HTTP/1.1 on 127.0.0.1. /v1/models/ok-N answers 2*(N+1); busy-N: 503; chunked-N: the
+    answer chunked; close-N: with Connection: close; drop-N: closes without saying so."""
 
     def __init__(self) -> None:
         self.requests = 0
+        self.connections = 0
+        self.writers: list[asyncio.StreamWriter] = []
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
         while line := await reader.readline():
             path = line.split()[1].decode()
             length = 0
@@ -144,12 +150,21 @@ class _Server:
             await reader.readexactly(length)
             self.requests += 1
             model = path.split("/")[3].split(":")[0]
-            status, body = ((503, b'{"error": "busy"}') if model.startswith("busy") else
+            kind = model.split("-")[0]
+            status, body = ((503, b'{"error": "busy"}') if kind == "busy" else
                             (200, b'{"predictions": [%.1f]}' % (2 * model_value(model))))
-            writer.write(b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n"
-                         b"x-tierserve-pool: cold\r\ncontent-length: %d\r\n\r\n%s"
-                         % (status, len(body), body))
+            head = (b"HTTP/1.1 %d X\r\ncontent-type: application/json\r\n"
+                    b"x-tierserve-pool: cold\r\n" % status)
+            if kind == "chunked":
+                half = len(body) // 2
+                writer.write(head + b"transfer-encoding: chunked\r\n\r\n%x\r\n%s\r\n%x\r\n%s"
+                             b"\r\n0\r\n\r\n" % (half, body[:half], len(body) - half, body[half:]))
+            else:
+                close = b"connection: close\r\n" if kind == "close" else b""
+                writer.write(head + close + b"content-length: %d\r\n\r\n%s" % (len(body), body))
             await writer.drain()
+            if kind in ("close", "drop"):
+                break
         writer.close()
 
 
@@ -160,24 +175,50 @@ async def _serve(server: _Server) -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port}"
     finally:
         listener.close()
+        for writer in server.writers:
+            writer.close()
+        await asyncio.sleep(0.05)  # let the handlers see their connections end
+
+
+def _run(reqs: list[Planned]) -> tuple[RunResult, _Server]:
+    async def go() -> tuple[RunResult, _Server]:
+        server = _Server()
+        async for url in _serve(server):
+            return await open_loop(url, reqs, lambda m: [2 * model_value(m)],
+                                   timeout_s=10), server
+        raise AssertionError("no server")
+
+    return asyncio.run(go())
 
 
 def test_the_generator_sends_every_request_and_reports_each() -> None:
     reqs = [Planned(i * 0.01, f"{'busy' if i % 5 == 4 else 'ok'}-{i % 3}", False)
             for i in range(40)]
+    result, server = _run(reqs)
+    assert result.sent == server.requests == 40
+    assert [o.index for o in result.outcomes] == list(range(40))
+    assert [o.status for o in result.outcomes] == [503 if i % 5 == 4 else 200
+                                                  for i in range(40)]
+    assert all(o.ok == (o.status == 200) and o.pool == "cold" for o in result.outcomes)
+    assert server.connections < 40  # kept alive and reused
 
-    async def go() -> tuple[int, list[Outcome], int]:
-        server = _Server()
-        async for url in _serve(server):
-            result = await open_loop(url, reqs, lambda m: [2 * model_value(m)], timeout_s=10)
-            return result.sent, result.outcomes, server.requests
-        raise AssertionError
 
-    sent, outcomes, served = asyncio.run(go())
-    assert sent == served == 40
-    assert [o.index for o in outcomes] == list(range(40))
-    assert [o.status for o in outcomes] == [503 if i % 5 == 4 else 200 for i in range(40)]
-    assert all(o.ok == (o.status == 200) and o.pool == "cold" for o in outcomes)
+def test_the_client_reads_chunked_and_closing_answers_and_survives_dropped_connections(
+        ) -> None:
+    kinds = ["chunked", "close", "drop", "ok"]
+    reqs = [Planned(i * 0.005, f"{kinds[i % 4]}-{i % 7}", False) for i in range(80)]
+    result, server = _run(reqs)
+    bad = [o for o in result.outcomes if not o.ok]
+    assert not bad, bad[:3]
+    assert server.requests == 80
+
+
+def test_parse_head() -> None:
+    status, headers = parse_head(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
+                                 b"X-Tierserve-Cache: miss")
+    assert status == 503 and headers == {"retry-after": "1", "x-tierserve-cache": "miss"}
+    with pytest.raises(ValueError):
+        parse_head(b"SSH-2.0-OpenSSH")
 
 
 def test_the_generator_refuses_anything_but_loopback() -> None:
