@@ -45,7 +45,9 @@ def role_of(argv: Sequence[str], parent_role: str | None) -> str:
                 return f"hot:{rest[rest.index('--model_name') + 1]}"
             return f"{parent_role} model-server" if parent_role else "model-server"
         return command
-    name = Path(argv[0]).name if argv else "?"
+    if not argv:
+        return ""  # a zombie (or gone): nothing to tell it by
+    name = Path(argv[0]).name
     return f"{parent_role} {name}" if parent_role else name
 
 
@@ -87,7 +89,7 @@ def tree(roots: Mapping[str, int]) -> dict[int, Seen]:
             out[pid] = Seen(role, stats[pid][1], _details(pid)[0])
         for child, (parent, _) in stats.items():
             if parent in frontier and child not in out:
-                nxt[child] = role_of(_details(child)[1], frontier[parent])
+                nxt[child] = role_of(_details(child)[1], frontier[parent]) or "?"
         frontier = nxt
     return out
 
@@ -111,6 +113,8 @@ class Sampler:
                 old = self.seen.get(pid)
                 if old is not None:
                     seen.hwm_mb = max(seen.hwm_mb, old.hwm_mb)
+                    if seen.role == "?":  # exited, not yet reaped: it keeps its name
+                        seen.role = old.role
                 self.seen[pid] = seen
 
     def seen_roles(self) -> set[str]:

@@ -84,6 +84,14 @@ def make_trace(models: int, rate: float, duration_s: float, seed: int = 7,
     return Trace(tuple(out), tuple(names), picker.star, rate, duration_s)
 
 
+def steady(models: int, rate: float, duration_s: float, seed: int = 7) -> list[Planned]:
+    """The steady Zipf mix alone (no star), e.g. to warm a set-up up before it is measured."""
+    names = model_names(models)
+    picker = Picker(names, seed=seed + 1000)  # other draws than the measured trace
+    phase = Phase("steady", duration_s, 0.0)
+    return [Planned(at, picker.pick(phase), False) for at in schedule(rate, duration_s)]
+
+
 def model_value(model: str) -> float:
     """The `a` of the demo's model y = a*x (`model-0003` answers 4*x)."""
     return float(int(model.rsplit("-", 1)[1]) + 1)

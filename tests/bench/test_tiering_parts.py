@@ -99,6 +99,7 @@ def test_proc_parsing() -> None:
     assert role_of([*cli, "model-server", "--model_name", "m8"], "orchestrator") == "hot:m8"
     assert role_of([*cli, "router", "--port", "1"], None) == "router"
     assert role_of(["/usr/bin/python3", "x.py"], "pool") == "pool python3"
+    assert role_of([], "orchestrator") == ""  # a zombie's command line is empty
 
 
 CHILD = "sum(range(30_000_000)); import time; time.sleep(0.5)"
