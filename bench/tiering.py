@@ -1,6 +1,6 @@
 """Tiering: the seed's design, a frequency-aware pool and tierserve in full, open-loop, in one run.
 
-    tierserve bench tiering [--models 200] [--cold-slots 30] [--rate 40] [--duration 60]
+    tierserve bench tiering [--models 200] [--cold-slots 30] [--rate 40] [--duration 90]
                             [--setups a,b,c] [--sweep 20,40,60|auto] [--quick] [--json FILE]
 
 Writes N tiny models to a local folder and starts the set-ups side by side:
@@ -42,7 +42,7 @@ from _tiering_setups import LABELS, Running, start_all
 from testkit.latency import SLO_S, auto_rates, groups, holds
 from testkit.loadgen import open_loop
 from testkit.procstat import Sampler, tree
-from testkit.trace import Planned, Trace, make_trace, model_value, steady
+from testkit.trace import Planned, Trace, make_trace, model_value, steady, zipf_shares
 from tierserve.demo_traffic import model_names
 
 STARTED = time.monotonic()
@@ -61,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--models", type=int, default=200)
     p.add_argument("--cold-slots", type=int, default=30, help="models the pool keeps loaded")
     p.add_argument("--rate", type=float, default=40.0, help="requests per second (main run)")
-    p.add_argument("--duration", type=float, default=60.0, help="seconds of the main trace")
+    p.add_argument("--duration", type=float, default=90.0,
+                   help="seconds of the main trace (the rising model needs a rise of about "
+                        "30 s, 30 %% of it, to be promoted: rates are counted per minute)")
     p.add_argument("--rounds", type=int, default=1, help="main-run turns per set-up")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
@@ -105,15 +107,19 @@ def warm(setup: Running, args: argparse.Namespace, rate: float) -> str:
     if args.warmup <= 0:
         return ""
     top, chunk, spent = model_names(args.models)[0], min(args.warmup, 5.0), 0.0
-    limit = args.warmup + (60.0 if setup.stack is not None and not args.quick else 0.0)
+    # Wait for the promotion only when the top model's rate reaches the policy's threshold
+    # (a tenth of --rate, as in the demo): at low sweep rates it never will.
+    promotable = zipf_shares(args.models)[0] * rate >= 1.1 * args.rate / 10
+    wait_hot = setup.stack is not None and promotable and not args.quick
+    limit = args.warmup + (60.0 if wait_hot else 0.0)
     while spent < limit:
         asyncio.run(open_loop(setup.url, steady(args.models, rate, chunk, args.seed), expect,
                               timeout_s=args.timeout))
         spent += chunk
-        if spent >= args.warmup and (setup.stack is None or top in setup.hot_models()):
+        if spent >= args.warmup and (not wait_hot or top in setup.hot_models()):
             break
     settle(setup)
-    if setup.stack is not None and top not in setup.hot_models():
+    if wait_hot and top not in setup.hot_models():
         return f"{top} not hot after {spent:.0f} s of warm-up"
     return ""
 
