@@ -42,7 +42,15 @@ from _tiering_setups import LABELS, Running, start_all
 from testkit.latency import SLO_S, auto_rates, groups, holds
 from testkit.loadgen import open_loop
 from testkit.procstat import Sampler, tree
-from testkit.trace import Planned, Trace, make_trace, model_value, steady, zipf_shares
+from testkit.trace import (
+    Planned,
+    Trace,
+    isolation_trace,
+    make_trace,
+    model_value,
+    steady,
+    zipf_shares,
+)
 from tierserve.demo_traffic import model_names
 
 STARTED = time.monotonic()
@@ -150,37 +158,24 @@ def turns(names: list[str], index: int) -> list[str]:
     return names[k:] + names[:k]
 
 
-def isolation_requests(models: list[str], slots: int, hot_rate: float, churn_rate: float,
-                       duration: float, churn: bool) -> list[Planned]:
-    """The top model at hot_rate; with churn, also a round robin over many more models than
-    the pool holds (nearly every one a miss)."""
-    hot = [Planned(i / hot_rate, models[0], True) for i in range(int(hot_rate * duration))]
-    if not churn:
-        return hot
-    tail = models[max(1, len(models) // 2):]
-    tail = tail if len(tail) > slots else models[1:]
-    cold = [Planned(i / churn_rate + 0.5 / churn_rate, tail[i % len(tail)], False)
-            for i in range(int(churn_rate * duration))]
-    return sorted(hot + cold, key=lambda r: r.at_s)
-
-
 def isolation(setup: Running, args: argparse.Namespace) -> list[Run]:
     models = model_names(args.models)
     hot_rate, churn_rate = max(2.0, args.rate / 4), max(1.0, args.rate / 8)
     # The top model loaded (a, b) or on its hot server (c) before it is measured alone.
-    warm = isolation_requests(models, args.cold_slots, hot_rate, churn_rate,
-                              min(6.0, args.isolation), False)
+    warmup = isolation_trace(models, args.cold_slots, hot_rate, churn_rate,
+                             min(6.0, args.isolation), False)
     # A promotion takes the policy's 10 s window and a server start: --quick does not wait.
     for _ in range(10 if setup.stack is not None and not args.quick else 1):
-        asyncio.run(open_loop(setup.url, warm, expect, timeout_s=args.timeout))
+        asyncio.run(open_loop(setup.url, warmup, expect, timeout_s=args.timeout))
         if setup.stack is None or models[0] in setup.hot_models():
             break
+    settle(setup)
     note = ("" if setup.stack is None or models[0] in setup.hot_models()
             else f"{models[0]} was not hot")
     out = []
     for phase, churn in (("alone", False), ("churn", True)):
-        reqs = isolation_requests(models, args.cold_slots, hot_rate, churn_rate,
-                                  args.isolation, churn)
+        reqs = isolation_trace(models, args.cold_slots, hot_rate, churn_rate,
+                               args.isolation, churn)
         run = measure(setup, reqs, phase, hot_rate + (churn_rate if churn else 0), 0,
                       args.timeout)
         run.note = note

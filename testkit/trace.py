@@ -92,6 +92,20 @@ def steady(models: int, rate: float, duration_s: float, seed: int = 7) -> list[P
     return [Planned(at, picker.pick(phase), False) for at in schedule(rate, duration_s)]
 
 
+def isolation_trace(models: list[str], slots: int, hot_rate: float, churn_rate: float,
+                    duration_s: float, churn: bool) -> list[Planned]:
+    """The top model at hot_rate (popular); with churn, also a round robin at churn_rate over
+    more models than the pool's slots, so that each of those is a miss under LRU."""
+    hot = [Planned(i / hot_rate, models[0], True) for i in range(int(hot_rate * duration_s))]
+    if not churn:
+        return hot
+    tail = models[max(1, len(models) // 2):]
+    tail = tail if len(tail) > slots else models[1:]
+    cold = [Planned((i + 0.5) / churn_rate, tail[i % len(tail)], False)
+            for i in range(int(churn_rate * duration_s))]
+    return sorted(hot + cold, key=lambda r: r.at_s)
+
+
 def model_value(model: str) -> float:
     """The `a` of the demo's model y = a*x (`model-0003` answers 4*x)."""
     return float(int(model.rsplit("-", 1)[1]) + 1)

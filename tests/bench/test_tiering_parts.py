@@ -17,8 +17,15 @@ from testkit.http1 import parse_head
 from testkit.latency import Group, auto_rates, capacity, groups, holds, percentile
 from testkit.loadgen import Outcome, RunResult, open_loop
 from testkit.procstat import Sampler, parse_hwm_mb, parse_stat, role_of
-from testkit.trace import MAX_REQUESTS, Planned, make_trace, model_value, schedule
-from tierserve.demo_traffic import phase_at, phases
+from testkit.trace import (
+    MAX_REQUESTS,
+    Planned,
+    isolation_trace,
+    make_trace,
+    model_value,
+    schedule,
+)
+from tierserve.demo_traffic import model_names, phase_at, phases
 
 
 def test_the_trace_is_seeded_and_as_long_as_rate_times_duration() -> None:
@@ -40,6 +47,24 @@ def test_popular_means_the_top_model_and_the_star_while_it_rises() -> None:
     assert all(r.popular for r in trace.requests if r.model == "model-0000")
     assert not any(r.popular for r in trace.requests
                    if r.model not in ("model-0000", trace.star))
+
+
+def test_the_isolation_trace_churns_more_models_than_the_pool_holds() -> None:
+    names = model_names(30)
+    alone = isolation_trace(names, 5, 10, 5, 4, churn=False)
+    assert len(alone) == 40 and {r.model for r in alone} == {names[0]}
+    assert all(r.popular for r in alone)
+    mixed = isolation_trace(names, 5, 10, 5, 4, churn=True)
+    cold = [r.model for r in mixed if not r.popular]
+    assert len(mixed) == 60 and len(cold) == 20 and names[0] not in cold
+    assert [r.at_s for r in mixed] == sorted(r.at_s for r in mixed)
+    for i, model in enumerate(cold):  # reused only after more than `slots` others: a miss
+        if model in cold[:i]:
+            last = max(j for j in range(i) if cold[j] == model)
+            assert len(set(cold[last + 1:i])) > 5
+    # A catalogue barely larger than the pool still churns over every other model.
+    assert {r.model for r in isolation_trace(names[:8], 5, 2, 2, 4, True) if not r.popular} \
+        == set(names[1:8])
 
 
 def test_poisson_arrivals_are_seeded_sorted_and_bounded() -> None:
