@@ -101,7 +101,10 @@ async def _one(client: httpx.AsyncClient, picker: Picker, phase: Any, tally: Tal
         return
     if answer.json().get("predictions") != [2.0 * picker.value(name)]:
         tally.wrong += 1
-    tally.by_pool.setdefault(answer.headers.get("x-tierserve-pool", "?"), []).append(elapsed)
+    pool = answer.headers.get("x-tierserve-pool", "?")
+    cache = answer.headers.get("x-tierserve-cache")  # hit / miss, when the router passes it on
+    key = f"{pool} {cache}" if pool == "cold" and cache else pool
+    tally.by_pool.setdefault(key, []).append(elapsed)
 
 
 async def drive(router: str, duration: float, rate: float, picker: Picker, tally: Tally,
@@ -204,7 +207,37 @@ def summary(tally: Tally, observer: Observer, star: str) -> str:
                          f"p99 {_ms(values, 0.99)} ms, mean {mean:.1f} ms")
     if tally.errors:
         lines.append(f"  errors: {dict(tally.errors)}")
-    return "\n".join(lines)
+    return "\n".join(lines + targets(tally, observer.promoted, observer.demoted, star))
+
+
+# Issue 14's targets on the demo's default workload (quiet 2-core machine): p99 ceilings in ms.
+TARGETS_MS = {"hot": 50.0, "cold hit": 50.0, "cold miss": 1500.0}
+
+
+def _p99_ms(values: list[float]) -> float:
+    ordered = sorted(values)
+    return 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+
+
+def targets(tally: Tally, promoted: list[str], demoted: list[str], star: str) -> list[str]:
+    """Each target, the figure measured and whether it was met."""
+    lines = ["  targets (quiet 2-core machine, default workload):"]
+    for key, ceiling in TARGETS_MS.items():
+        values = tally.by_pool.get(key, [])
+        if values:
+            p99 = _p99_ms(values)
+            lines.append(f"    {key} p99 {p99:.1f} ms (target <= {ceiling:.0f} ms): "
+                         + ("met" if p99 <= ceiling else "NOT met"))
+        elif key.startswith("cold") and tally.by_pool.get("cold"):
+            lines.append(f"    {key} p99: not told apart (no X-Tierserve-Cache header on "
+                         "the router's answers)")
+        else:
+            lines.append(f"    {key} p99: no answers")
+    lines.append(f"    failed {tally.failed} (target 0): "
+                 + ("met" if tally.failed == 0 else "NOT met"))
+    moved = star in promoted and star in demoted
+    lines.append("    rising model promoted, then demoted: " + ("met" if moved else "NOT met"))
+    return lines
 
 
 def _interrupt(_sig: int, _frame: object) -> None:

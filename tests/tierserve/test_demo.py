@@ -68,3 +68,21 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path,
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not [pid for pid in children if alive(pid)]
+
+
+def test_the_summary_states_each_target_and_whether_it_was_met() -> None:
+    from tierserve.demo import Tally, targets
+
+    tally = Tally()
+    tally.by_pool = {"hot": [0.01] * 99 + [0.2], "cold hit": [0.01] * 200,
+                     "cold miss": [0.5] * 10}
+    lines = "\n".join(targets(tally, ["m"], ["m"], "m"))
+    assert "hot p99 200.0 ms (target <= 50 ms): NOT met" in lines
+    assert "cold hit p99 10.0 ms (target <= 50 ms): met" in lines
+    assert "cold miss p99 500.0 ms (target <= 1500 ms): met" in lines
+    assert "failed 0 (target 0): met" in lines
+    assert "promoted, then demoted: met" in lines
+    tally.by_pool, tally.failed = {"cold": [0.01]}, 2
+    lines = "\n".join(targets(tally, ["m"], [], "m"))
+    assert "cold miss p99: not told apart" in lines and "hot p99: no answers" in lines
+    assert "failed 2 (target 0): NOT met" in lines and "demoted: NOT met" in lines
