@@ -65,6 +65,6 @@ async def forward(client: http1.Client, method: str, base_url: str, path: str, b
         except http1.BadAnswer as exc:
             raise Unavailable(f"backend {base_url} failed: {exc}") from exc
         if not answer.content_type:
-            return Answer(answer.status, answer.body, DEFAULT_CONTENT_TYPE)
+            return Answer(answer.status, answer.body, DEFAULT_CONTENT_TYPE, answer.headers)
         return answer
     raise AssertionError("unreachable: attempts must be at least 1")

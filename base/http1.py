@@ -50,11 +50,18 @@ class BadAnswer(HttpFailure):
     """The server's bytes are not HTTP/1.1."""
 
 
+# Headers that describe one hop's connection or framing: never passed on.
+HOP_HEADERS = frozenset((b"connection", b"keep-alive", b"transfer-encoding", b"content-length",
+                         b"date", b"server", b"content-type", b"upgrade", b"te", b"trailer"))
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     status: int
     body: bytes
     content_type: bytes
+    # The answer's other end-to-end headers (lower-case names), for a proxy to pass on.
+    headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 class _Connection(asyncio.Protocol):
@@ -70,6 +77,7 @@ class _Connection(asyncio.Protocol):
         self.requests = 0
         self._body: list[bytes] = []
         self._content_type = b""
+        self._headers: list[tuple[bytes, bytes]] = []
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -89,8 +97,11 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"content-type":
+        name = name.lower()
+        if name == b"content-type":
             self._content_type = value
+        elif name not in HOP_HEADERS:
+            self._headers.append((name, value))
 
     def on_body(self, body: bytes) -> None:
         self._body.append(body)
@@ -101,13 +112,14 @@ class _Connection(asyncio.Protocol):
             return
         self.reusable = self.parser.should_keep_alive()
         waiter.set_result(Answer(self.parser.get_status_code(), b"".join(self._body),
-                                 self._content_type))
+                                 self._content_type, tuple(self._headers)))
 
     # client side
     def send(self, head: bytes, body: bytes) -> asyncio.Future[Answer]:
         assert self.transport is not None
         self._body = []
         self._content_type = b""
+        self._headers = []
         self.reusable = False
         self.requests += 1
         self.waiter = asyncio.get_running_loop().create_future()

@@ -79,6 +79,9 @@ def _error_answer(exc: TierserveError) -> tuple[int, bytes, Headers]:
     return int(exc.http_status), json.dumps(exc.body()).encode(), headers
 
 
+_ROUTER_HEADERS = frozenset((b"x-tierserve-model", b"x-tierserve-variant", b"x-tierserve-pool"))
+
+
 class Frontend:
     """The ASGI app for /v1; at most `max_in_flight` requests at a time, 503 past it."""
 
@@ -151,6 +154,9 @@ class Frontend:
         self._count(target, call, spec, variant, answer.status, started, pool)
         out.append((b"x-tierserve-pool", pool.encode()))
         out.append((b"content-type", answer.content_type))
+        # The backend's own headers (the cold pool's X-Tierserve-Cache, Retry-After...)
+        # pass on; the router's say who served it, so a backend's never replace them.
+        out.extend(h for h in answer.headers if h[0] not in _ROUTER_HEADERS)
         return answer.status, answer.body, out
 
     async def _send(self, method: str, target: ModelPath, body: bytes,

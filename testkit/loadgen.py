@@ -17,10 +17,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from testkit.http1 import Http1Client
+from base import http1
 from testkit.trace import Planned
 
 BODY = b'{"instances": [2.0]}'
+JSON = ((b"content-type", b"application/json"),)
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,17 @@ def check_loopback(url: str) -> None:
 Expect = Callable[[str], list[float]]
 
 
-async def _one(client: Http1Client, index: int, req: Planned, due: float, expect: Expect,
-               loop: asyncio.AbstractEventLoop, timeout_s: float) -> Outcome:
+async def _one(client: http1.Client, base_url: str, index: int, req: Planned, due: float,
+               expect: Expect, loop: asyncio.AbstractEventLoop) -> Outcome:
     try:
-        async with asyncio.timeout(timeout_s):
-            answer = await client.post(f"/v1/models/{req.model}:predict", BODY)
-    except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
-            ValueError) as exc:
+        answer = await client.request("POST", base_url, f"/v1/models/{req.model}:predict",
+                                      BODY, JSON)
+    except (http1.HttpFailure, OSError) as exc:
         return Outcome(index, loop.time() - due, 0, False, error=type(exc).__name__)
     latency = loop.time() - due
-    pool = answer.headers.get("x-tierserve-pool", "")
-    cache = answer.headers.get("x-tierserve-cache", "")
+    headers = dict(answer.headers)
+    pool = headers.get(b"x-tierserve-pool", b"").decode("latin-1")
+    cache = headers.get(b"x-tierserve-cache", b"").decode("latin-1")
     if answer.status != 200:
         return Outcome(index, latency, answer.status, False, pool, cache,
                        answer.body[:120].decode(errors="replace"))
@@ -77,9 +78,12 @@ async def open_loop(url: str, requests: Sequence[Planned], expect: Expect,
                     timeout_s: float = 30.0, max_connections: int = 256) -> RunResult:
     """Send `requests` to `url` on schedule; one Outcome per request, in trace order."""
     check_loopback(url)
-    parts = urlsplit(url)
     loop = asyncio.get_running_loop()
-    client = Http1Client(str(parts.hostname), parts.port or 80, max_connections)
+    # The router's own client (base.http1): a fraction of httpx's CPU per request, which
+    # matters when the generator shares the two cores it measures.
+    client = http1.Client(connect_timeout=timeout_s, request_timeout=timeout_s,
+                          max_connections_per_backend=max_connections, keepalive_expiry=2.0)
+    base_url = url.rstrip("/")
     tasks: list[asyncio.Task[Outcome]] = []
     max_lag = 0.0
     cpu0, wall0 = time.process_time(), time.monotonic()
@@ -92,7 +96,7 @@ async def open_loop(url: str, requests: Sequence[Planned], expect: Expect,
                 await asyncio.sleep(delay)
             max_lag = max(max_lag, loop.time() - due)
             tasks.append(asyncio.create_task(
-                _one(client, index, req, due, expect, loop, timeout_s)))
+                _one(client, base_url, index, req, due, expect, loop)))
         # Every request is bounded by its timeout; this only guards against a bug.
         done, pending = await asyncio.wait(tasks, timeout=timeout_s + 10) if tasks \
             else (set(), set())

@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from testkit.http1 import parse_head
 from testkit.latency import Group, auto_rates, capacity, groups, holds, percentile
 from testkit.loadgen import Outcome, RunResult, open_loop
 from testkit.procstat import Sampler, parse_hwm_mb, parse_stat, role_of
@@ -237,14 +236,6 @@ def test_the_client_reads_chunked_and_closing_answers_and_survives_dropped_conne
     bad = [o for o in result.outcomes if not o.ok]
     assert not bad, bad[:3]
     assert server.requests == 80
-
-
-def test_parse_head() -> None:
-    status, headers = parse_head(b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\n"
-                                 b"X-Tierserve-Cache: miss")
-    assert status == 503 and headers == {"retry-after": "1", "x-tierserve-cache": "miss"}
-    with pytest.raises(ValueError):
-        parse_head(b"SSH-2.0-OpenSSH")
 
 
 def test_the_generator_refuses_anything_but_loopback() -> None:

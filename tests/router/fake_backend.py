@@ -32,7 +32,9 @@ def create(a: float, name: str, delay: float) -> FastAPI:
                                 media_type="application/json")
             payload = {"predictions": [a * x for x in instances], "backend": name,
                        "path": "/v1/" + path}
-            return Response(json.dumps(payload), media_type="application/json")
+            # Headers of its own, as the cold pool sends: a proxy passes these on.
+            return Response(json.dumps(payload), media_type="application/json",
+                            headers={"X-Tierserve-Cache": "hit", "X-Tierserve-Pool": name})
         return Response(json.dumps({"backend": name, "path": "/v1/" + path}),
                         media_type="application/json")
 

@@ -66,6 +66,9 @@ async def test_hot_cold_and_passthrough(fakes: dict[str, str], engine: Engine) -
         assert r.json()["path"] == "/v1/models/h/versions/4:predict"
         assert (r.headers["x-tierserve-model"], r.headers["x-tierserve-pool"]) == ("h", "hot")
         assert "x-tierserve-variant" not in r.headers
+        # The backend's own headers pass on; its claim about the pool never replaces ours.
+        assert r.headers["x-tierserve-cache"] == "hit"
+        assert r.headers.get_list("x-tierserve-pool") == ["hot"]
         r = await client.post("/v1/models/c/labels/stable:regress", json=predict([1.0]))
         assert r.json()["path"] == "/v1/models/c/labels/stable:regress"
         assert r.headers["x-tierserve-pool"] == "cold"
