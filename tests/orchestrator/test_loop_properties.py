@@ -21,6 +21,8 @@ STEP = st.one_of(
     st.tuples(st.just("ready"), st.none(), st.none()),
     st.tuples(st.just("crash"), st.sampled_from(MODELS), st.none()),
     st.tuples(st.just("wait"), st.none(), st.sampled_from([0.5, 3.0, 30.0, 120.0])),
+    # The model's next start waits this many passes for a slow preparation (a model sync).
+    st.tuples(st.just("slow"), st.sampled_from(MODELS), st.sampled_from([1, 3])),
 )
 
 
@@ -38,6 +40,8 @@ def test_invariants_hold_after_every_pass(steps: list[tuple], max_models: int,
                     h.rates[model] = value
                 elif kind == "ready":
                     h.runtime.make_ready()
+                elif kind == "slow":
+                    h.runtime.preparing[model] = value
                 elif kind == "crash" and any(i.model == model and i.running
                                              for i in h.runtime.instances.values()):
                     h.runtime.crash(model)
@@ -53,7 +57,8 @@ def check(h: Harness, max_models: int, pinned: list[str]) -> None:
     models = [i.model for i in live]
     assert len(models) == len(set(models)), f"duplicate instances: {models}"
     assert len(live) <= max_models, f"{len(live)} hot instances > max_models={max_models}"
-    assert set(pinned) <= set(models) | set(h.orch.book.backoff), "a pinned model is not hot"
+    waiting = set(h.orch.book.backoff) | h.orch.preparing  # backing off, or being prepared
+    assert set(pinned) <= set(models) | waiting, "a pinned model is not hot"
     by_endpoint = {i.endpoint: i for i in live}
     for placement in queries.list_placements(h.engine):
         if placement.pool == "hot":
