@@ -47,6 +47,7 @@ def parse_target(text: str, value_name: str) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = "examples:\n" + __doc__.split("\n\n", 1)[1]
     parser.add_argument("--url", default=os.environ.get("TIERSERVE_ROUTER_URL", DEFAULT_URL),
                         help="router base URL (env TIERSERVE_ROUTER_URL)")
     parser.add_argument("--token", default=os.environ.get("TIERSERVE_ADMIN_TOKEN"),

@@ -7,12 +7,19 @@ parent's class) is a `Parser`, so each module only adds its arguments.
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+# A default read from the environment may be a URL with a password (`--db-url`): help
+# output is shown and pasted around, so it never carries one.
+_USERINFO = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
 
-class DefaultsFormatter(argparse.HelpFormatter):
+
+class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
     """Appends `(default: X)` to a flag's help unless the help already names its default.
+
+    Descriptions and epilogs keep their line breaks, so a command's examples read as written.
 
     A default of None means "not set here" (the value then comes from the environment or
     the part's own settings), which the help text must explain in words; `False` of a
@@ -26,7 +33,8 @@ class DefaultsFormatter(argparse.HelpFormatter):
                 or default is argparse.SUPPRESS or default == []
                 or "(default" in text.lower()):
             return action.help
-        return f"{text} (default: %(default)s)"
+        shown = _USERINFO.sub(r"\1***@", str(default)).replace("%", "%%")
+        return f"{text} (default: {shown})"
 
 
 class Parser(argparse.ArgumentParser):

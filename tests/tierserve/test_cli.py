@@ -108,3 +108,11 @@ def test_durations_on_the_command_line() -> None:
     result = run("experiments", "stats", "recommender", "--window", "soon")
     assert result.returncode == 2
     assert "usage: tierserve experiments stats" in result.stderr and "'soon'" in result.stderr
+
+
+def test_help_never_shows_a_password_from_the_environment() -> None:
+    env = {**os.environ, "TIERSERVE_DB_URL": "postgresql+psycopg://ops:s3cret@db:5432/ts"}
+    result = run("orchestrator", "--help", env=env)
+    assert result.returncode == 0
+    assert "s3cret" not in result.stdout
+    assert "postgresql+psycopg://ops:***@db:5432/ts" in " ".join(result.stdout.split())
