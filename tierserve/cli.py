@@ -48,16 +48,20 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # TensorFlow's C++ start-up chatter hides our own messages; its errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser(argv).parse_args(argv)
     try:
-        code = int(args._run(args) or 0)
-        sys.stdout.flush()  # here, not at exit, where a closed pipe is reported as a traceback
+        return _run(argv)
     except BrokenPipeError:
         # The reader went away (`tierserve policy fields | head`): stop quietly, as a Unix tool
         # killed by SIGPIPE does, and keep Python's final flush from failing again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str]) -> int:
+    args = build_parser(argv).parse_args(argv)  # argparse itself ignores a closed pipe
+    code = int(args._run(args) or 0)
+    sys.stdout.flush()  # here, not at exit, where a closed pipe is reported as a traceback
     return code
 
 
