@@ -1,6 +1,6 @@
 """The policy file's schema: what an operator writes in the YAML, field by field.
 
-Durations are seconds as a number or a string with a unit (`500ms`, `30s`, `5m`, `1h`);
+Durations are seconds as a number or a string with units (`500ms`, `30s`, `5m`, `1h30m`);
 sizes are bytes as a number or a string with a unit (`512m`, `2g`, `1.5GiB`). Unknown keys
 are errors (a typo must not silently fall back to a default).
 """
@@ -22,21 +22,17 @@ from pydantic import (
 )
 
 from base.names import is_valid_model_name
+from policies import durations
 from policies.experiments import ExperimentSpec
 
-_DURATION_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*(ms|s|m|h)?\s*$")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
 
 
 def parse_duration(value: object) -> object:
-    """`30`, `30s`, `5m`, `1h`, `250ms` -> seconds (float); other values go on to pydantic."""
+    """`30`, `30s`, `5m`, `1h30m`, `250ms` -> seconds (float); other values go on to pydantic."""
     if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if not match:
-            raise ValueError(f"not a duration: {value!r} (use e.g. 30s, 5m, 1h, 250ms)")
-        return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        return durations.parse_duration(value)
     return value
 
 

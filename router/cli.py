@@ -14,12 +14,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="SQLAlchemy URL (default sqlite:///var/tierserve.db; "
                              "env TIERSERVE_DB_URL)")
     parser.add_argument("--cold-url", dest="cold_url",
-                        help="cold pool base URL (env TIERSERVE_COLD_URL)")
+                        help="cold pool base URL (default http://127.0.0.1:8600; "
+                             "env TIERSERVE_COLD_URL)")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default 8500)")
     parser.add_argument("--admin-token", dest="admin_token",
-                        help="bearer token for /admin (better: env TIERSERVE_ADMIN_TOKEN); "
-                             "unset: /admin answers loopback clients only")
+                        help="bearer token for /admin (default: none, and /admin answers loopback "
+                             "clients only; better: env TIERSERVE_ADMIN_TOKEN)")
     parser.add_argument("--sticky-header", dest="sticky_header",
                         help="header that pins an A/B variant (default X-User-Id)")
     parser.add_argument("--flush-interval", dest="flush_interval", type=float,
@@ -28,15 +29,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between routing version polls (default 1)")
     parser.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
                         help="largest request body (default 10 MiB)")
-    parser.add_argument("--connect-timeout", dest="connect_timeout", type=float)
-    parser.add_argument("--request-timeout", dest="request_timeout", type=float)
+    parser.add_argument("--connect-timeout", dest="connect_timeout", type=float,
+                        help="seconds to connect to a backend (default 1)")
+    parser.add_argument("--request-timeout", dest="request_timeout", type=float,
+                        help="seconds a backend may take to answer (default 60)")
     parser.add_argument("--max-in-flight", dest="max_in_flight", type=int,
                         help="requests answered at once, per process; past it 503 with "
                              "Retry-After (default 256)")
     parser.add_argument("--workers", type=int, default=1,
                         help="router processes sharing the port (each flushes its own counts "
                              "and serves its own /metrics)")
-    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--log-level", default="warning", help="uvicorn's log level")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,7 +1,8 @@
 """The dashboard at /ui: one static page and the one JSON call it polls.
 
-The page shows every model with its pool and a request-rate sparkline, the
-cold pool's cache, experiments with per-variant traffic (weights editable
+The page shows request totals (overall and per pool), the models (searchable,
+one page at a time) with their pool and a request-rate sparkline, the cold
+pool's cache, experiments with per-variant traffic (weights editable
 through the admin API) and the event timeline. The JSON call sits behind the
 same admin guard as /admin: it reveals traffic, so it is not public.
 """
@@ -11,14 +12,15 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from db import queries
 from router.admin import State, require_admin, stats_json
+from router.overview import page_of, pool_totals
 
 _PAGE = Path(__file__).with_name("static") / "dashboard.html"
 SPARK_MINUTES = 30
@@ -32,7 +34,8 @@ async def page() -> HTMLResponse:
     return HTMLResponse(_PAGE.read_text())
 
 
-def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
+def _overview_from_db(state: Any, now: float, query: str, page: int,
+                      page_size: int) -> dict[str, Any]:
     engine = state.engine
     placements = {p.model: p for p in queries.list_placements(engine)}
     stats = {s.model: s for s in queries.model_stats(engine, STATS_WINDOW_S, now)}
@@ -57,7 +60,8 @@ def _overview_from_db(state: Any, now: float) -> dict[str, Any]:
                                m["model"]))
     events = [{"ts": e.ts, "model": e.model, "action": e.action, "reason": e.reason,
                "outcome": e.outcome} for e in queries.list_events(engine, limit=50)]
-    return {"now": now, "spark_minutes": SPARK_MINUTES, "models": models,
+    return {"now": now, "spark_minutes": SPARK_MINUTES, "window_s": STATS_WINDOW_S,
+            "totals": pool_totals(models), **page_of(models, query, page, page_size),
             "experiments": experiments, "events": events}
 
 
@@ -73,7 +77,11 @@ async def _cold_cache(state: Any) -> dict[str, Any]:
 
 @ui.get("/ui/api/overview", dependencies=[Depends(require_admin)],
         summary="Everything the dashboard shows, in one call")
-async def overview(state: State) -> dict[str, Any]:
+async def overview(state: State,
+                   q: Annotated[str, Query(max_length=128, description="model name part")] = "",
+                   page: Annotated[int, Query(ge=1)] = 1,
+                   page_size: Annotated[int, Query(ge=1, le=500)] = 25) -> dict[str, Any]:
     body, cache = await asyncio.gather(
-        asyncio.to_thread(_overview_from_db, state, time.time()), _cold_cache(state))
+        asyncio.to_thread(_overview_from_db, state, time.time(), q, page, page_size),
+        _cold_cache(state))
     return {**body, "cold_cache": cache}

@@ -10,7 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
+
+from base.version import __version__
+from tierserve.cli_parser import Parser
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -27,7 +31,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(argv: list[str]) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tierserve", description=__doc__.splitlines()[0])
+    parser = Parser(prog="tierserve", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"tierserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = argv[0] if argv else None
     for name, (module_name, help_text) in COMMANDS.items():
@@ -43,8 +48,21 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     # TensorFlow's C++ start-up chatter hides our own messages; its errors still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    args = build_parser(argv).parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader went away (`tierserve policy fields | head`): stop quietly, as a Unix tool
+        # killed by SIGPIPE does, and keep Python's final flush from failing again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+
+
+def _run(argv: list[str]) -> int:
+    args = build_parser(argv).parse_args(argv)  # argparse itself ignores a closed pipe
+    code = int(args._run(args) or 0)
+    sys.stdout.flush()  # here, not at exit, where a closed pipe is reported as a traceback
+    return code
 
 
 if __name__ == "__main__":

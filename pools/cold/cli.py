@@ -7,34 +7,46 @@ import logging
 import sys
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from pools.cold.config import PoolConfig
 
 # flag -> PoolConfig field; a flag left out falls back to TIERSERVE_POOL_<FIELD>, then defaults.
 _FLAGS: list[tuple[str, str, type, str]] = [
-    ("--store", "store_uri", str, "model store URI: s3://bucket/prefix or a local folder"),
-    ("--cache-dir", "cache_dir", Path, "local disk cache folder"),
-    ("--memory-models", "memory_models", int, "most model versions loaded at once"),
-    ("--memory-bytes", "memory_bytes", int, "most bytes (on-disk size) loaded at once"),
-    ("--disk-models", "disk_models", int, "most model versions in the disk cache"),
-    ("--disk-bytes", "disk_bytes", int, "most bytes in the disk cache"),
-    ("--load-wait", "load_wait_s", float, "seconds a request waits for a load, then 503"),
-    ("--failure-ttl", "failure_ttl_s", float, "seconds a failed load is answered at once"),
-    ("--store-poll", "store_poll_s", float, "seconds between store listings (live reload)"),
-    ("--max-parallel-loads", "max_parallel_loads", int, "downloads+loads at once"),
-    ("--eviction-policy", "eviction_policy", str, "eviction policy name (pools.eviction)"),
+    ("--store", "store_uri", str,
+     "model store URI: s3://bucket/prefix or a local folder (required)"),
+    ("--cache-dir", "cache_dir", Path, "local disk cache folder (required)"),
+    ("--memory-models", "memory_models", int,
+     "most model versions loaded at once (default 20)"),
+    ("--memory-bytes", "memory_bytes", int,
+     "most bytes (on-disk size) loaded at once (default: no limit)"),
+    ("--disk-models", "disk_models", int,
+     "most model versions in the disk cache (default 200)"),
+    ("--disk-bytes", "disk_bytes", int, "most bytes in the disk cache (default: no limit)"),
+    ("--load-wait", "load_wait_s", float,
+     "seconds a request waits for a load, then 503 (default 30)"),
+    ("--failure-ttl", "failure_ttl_s", float,
+     "seconds a failed load is answered at once (default 60)"),
+    ("--store-poll", "store_poll_s", float,
+     "seconds between store listings, live reload (default 30)"),
+    ("--max-parallel-loads", "max_parallel_loads", int, "downloads+loads at once (default 4)"),
+    ("--eviction-policy", "eviction_policy", str,
+     "eviction policy name in pools.eviction (default: its recommended one)"),
     ("--model-server-grpc", "model_server_grpc", str,
-     "attach to this running model server's gRPC address (host:port)"),
+     "attach to this running model server's gRPC address, host:port (default: start one)"),
     ("--model-server-rest", "model_server_rest", str,
-     "and its REST URL (http://host:port); both or neither"),
-    ("--host", "host", str, "address to serve on"),
-    ("--port", "port", int, "port to serve on"),
+     "and its REST URL, http://host:port; both or neither (default: start one)"),
+    ("--host", "host", str, "address to serve on (default 127.0.0.1)"),
+    ("--port", "port", int, "port to serve on (default 8600)"),
 ]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     for flag, dest, kind, help_text in _FLAGS:
         parser.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
-    parser.add_argument("--log-level", default="info")
+    parser.add_argument("--log-level", default="info", help="logging level")
+    parser.epilog = ("A flag left out is read from env TIERSERVE_POOL_<FIELD>, "
+                     "e.g. TIERSERVE_POOL_CACHE_DIR.")
 
 
 def config_from_args(args: argparse.Namespace) -> PoolConfig:
@@ -43,18 +55,39 @@ def config_from_args(args: argparse.Namespace) -> PoolConfig:
     return PoolConfig(**given)
 
 
+def settings_error(exc: ValidationError) -> str:
+    """One line naming the flags at fault, instead of pydantic's multi-line dump."""
+    flags = {dest: flag for flag, dest, _, _ in _FLAGS}
+    missing: list[tuple[str, str]] = []
+    wrong: list[str] = []
+    for err in exc.errors():
+        field = str(err["loc"][0]) if err["loc"] else ""
+        flag = flags.get(field, field)
+        if err["type"] == "missing":
+            missing.append((flag, f"TIERSERVE_POOL_{field.upper()}"))
+        elif field:
+            wrong.append(f"{flag}: {err['msg']}")
+        else:
+            wrong.append(str(err["msg"]).removeprefix("Value error, "))
+    parts = wrong
+    if missing:
+        names = " and ".join(flag for flag, _ in missing)
+        envs = ", ".join(env for _, env in missing)
+        parts = [f"{names} {'is' if len(missing) == 1 else 'are'} required (or env {envs})",
+                 *wrong]
+    return "tierserve pool: " + "; ".join(parts)
+
+
 def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per forwarded request
-    from pydantic import ValidationError
-
     try:
         config = config_from_args(args)
     except ValidationError as exc:
-        print(f"tierserve pool: bad settings:\n{exc}", file=sys.stderr)
+        print(settings_error(exc), file=sys.stderr)
         return 2
     child = None
     died: list[int] = []

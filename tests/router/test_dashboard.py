@@ -15,6 +15,8 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 
+from db import queries
+from db.queries import CountDelta, make_engine
 from tests.router.conftest import ADMIN_TOKEN, RouterProcess
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None
@@ -88,6 +90,55 @@ def test_dashboard_shows_hot_model_and_edits_weights(
         return [v["weight"] for v in spec["variants"]]
 
     assert _wait_for(lambda: weights() == [90, 10])
+
+
+def _open_with_token(browser: Any, router_proc: RouterProcess) -> None:
+    browser.get(f"{router_proc.url}/ui")
+    token = browser.find_element(By.ID, "token")
+    token.clear()
+    token.send_keys(ADMIN_TOKEN)
+    browser.execute_script("arguments[0].dispatchEvent(new Event('change'))", token)
+
+
+def test_dashboard_totals_search_and_pages(router_proc: RouterProcess, browser: Any) -> None:
+    """Sixty models: totals cover them all, the table shows one page, search narrows it."""
+    engine = make_engine(router_proc.db_url)
+    minute = int(time.time() // 60)
+    deltas = []
+    for i in range(60):
+        delta = CountDelta(model=f"bulk-{i:03d}", minute=minute)
+        for _ in range(i + 1):
+            delta.record(0.004, False)
+        deltas.append(delta)
+    queries.add_counts(engine, deltas)
+    engine.dispose()
+    _open_with_token(browser, router_proc)
+    expected = router_proc.admin().get("/ui/api/overview").json()["totals"]
+    assert expected["all"]["requests"] >= sum(range(1, 61))
+
+    def shown_totals() -> dict[str, float] | None:
+        got = browser.execute_script(
+            "return Object.fromEntries(['all', 'hot', 'cold'].map(p => "
+            "[p, Number(document.getElementById('total-' + p).dataset.rate)]))")
+        return got if not any(v != v for v in got.values()) else None  # NaN: not drawn yet
+
+    totals = _wait_for(shown_totals)
+    assert totals == pytest.approx({k: expected[k]["rate_per_s"] for k in totals})
+    assert totals["all"] == pytest.approx(totals["hot"] + totals["cold"])
+
+    rows = "return [...document.querySelectorAll('#models tbody tr')].map(r => r.dataset.model)"
+    first = _wait_for(lambda: browser.execute_script(rows))
+    assert len(first) == 25  # one page, so what follows the table stays in sight
+    browser.find_element(By.ID, "models-next").click()
+    second = _wait_for(lambda: (r := browser.execute_script(rows)) != first and r)
+    assert len(second) == 25 and not set(first) & set(second)
+
+    browser.find_element(By.ID, "model-search").send_keys("BULK-05")
+    found = _wait_for(lambda: (r := browser.execute_script(rows)) and
+                      all(m.startswith("bulk-05") for m in r) and r)
+    assert sorted(found) == [f"bulk-05{i}" for i in range(10)]
+    label = browser.find_element(By.ID, "models-page")
+    assert label.get_attribute("data-matching") == "10" and "1/1" in label.text
 
 
 def test_overview_requires_admin(router_proc: RouterProcess) -> None:

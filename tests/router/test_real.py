@@ -7,6 +7,7 @@ server for `hotm`. The last test kills that hot server.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from pathlib import Path
 
@@ -170,7 +171,16 @@ def test_experiments_cli(router_proc: RouterProcess, capsys: pytest.CaptureFixtu
     assert tierserve_main([*base, "update", "cli-exp", "--variant", "coldm=90"]) == 1
     assert "sum to 100" in capsys.readouterr().err
     assert tierserve_main([*base, "list"]) == 0
-    assert '"cli-exp"' in capsys.readouterr().out
+    table = [line for line in capsys.readouterr().out.splitlines() if "cli-exp" in line]
+    assert len(table) == 1 and "coldm:2=100" in table[0]
+    assert tierserve_main([*base, "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["experiments"]
+    assert [e["variants"] for e in listed if e["name"] == "cli-exp"] == [
+        [{"model": "coldm", "version": 2, "weight": 100}]]
+    assert tierserve_main([*base, "stats", "cli-exp", "--window", "1h"]) == 0
+    assert "cli-exp: last 3600 s" in capsys.readouterr().out
+    assert tierserve_main([*base, "stats", "cli-exp", "--json", "--window", "90s"]) == 0
+    assert json.loads(capsys.readouterr().out)["window_s"] == 90
     assert tierserve_main([*base, "delete", "cli-exp"]) == 0
     assert tierserve_main(["experiments", "--url", router_proc.url, "list"]) == 1
 

@@ -1,0 +1,47 @@
+"""The dashboard's model list, reduced to what one screen shows (pure).
+
+A thousand models must not push the cold cache, experiments and events out of
+sight: the page gets totals for every model, and one page of the models that
+match its search.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+POOLS = ("hot", "cold")
+
+
+def pool_totals(models: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Requests per second and model counts, overall and per pool.
+
+    Each model's window of requests is credited to the pool it is placed in now
+    (the counts do not record the pool), so right after a promotion the hot
+    pool's figure includes the traffic that led to it.
+    """
+    totals = {name: {"rate_per_s": 0.0, "requests": 0, "models": 0}
+              for name in ("all", *POOLS)}
+    for m in models:
+        stats = m.get("stats") or {}
+        for name in ("all", m["pool"]):
+            totals[name]["rate_per_s"] += stats.get("rate_per_s", 0.0)
+            totals[name]["requests"] += stats.get("count", 0)
+            totals[name]["models"] += 1
+    for entry in totals.values():
+        entry["rate_per_s"] = round(entry["rate_per_s"], 6)
+    return totals
+
+
+def page_of(models: list[dict[str, Any]], query: str, page: int, size: int) -> dict[str, Any]:
+    """The `page`-th (from 1) `size` models whose name contains `query` (any case).
+
+    A page past the end gives the last one, so a search that narrows the list
+    never leaves the user on an empty page.
+    """
+    needle = query.strip().lower()
+    matching = [m for m in models if needle in m["model"].lower()] if needle else models
+    pages = max(1, -(-len(matching) // size))
+    page = min(max(1, page), pages)
+    start = (page - 1) * size
+    return {"models": matching[start:start + size], "matching": len(matching),
+            "page": page, "pages": pages, "page_size": size}
