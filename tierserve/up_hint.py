@@ -17,8 +17,8 @@ PREFERRED = "example-a"  # the first of the models `up` writes into its default 
 def hint(store: str, router_url: str, models: list[str] | None, problem: str | None) -> str:
     """`models`: the store's models (None when it could not be read, then `problem` says why)."""
     if models is None:
-        return (f"The model store {store} cannot be read right now ({problem}); requests "
-                "answer 503 until it can.")
+        return (f"The model store {store} cannot be read right now ({problem}). "
+                "Requests for its models fail until it can; fix it while tierserve runs.")
     if not models:
         return (f"The model store {store} holds no models yet: add one in TF Serving's layout "
                 f"{store.rstrip('/')}/<model>/<version>/saved_model.pb, then ask "
