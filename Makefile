@@ -6,11 +6,13 @@ BIN    := $(VENV)/bin
 .PHONY: install test-deps up test lint bench clean
 
 $(BIN)/python:
+	@echo "creating the virtual environment $(VENV) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/pip install -q -e .
+	@echo "installing tierserve and its dependencies into $(VENV) (TensorFlow: a few minutes the first time) ..."
+	@$(BIN)/pip install -q -e .
 
 # System packages the real-component tests use (Docker engine, nginx, Chromium).
 test-deps: $(BIN)/python

@@ -8,6 +8,21 @@ from typing import Any
 
 from router.config import ENV_PREFIX, RouterConfig
 
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """The router's loggers and uvicorn's (errors, access) to stderr in one format, as in the
+    other parts' logs; `tierserve up` sends stderr to var/logs/router.log."""
+    handler = {"class": "logging.StreamHandler", "formatter": "plain",
+               "stream": "ext://sys.stderr"}
+    return {"version": 1, "disable_existing_loggers": False,
+            "formatters": {"plain": {"format": LOG_FORMAT}},
+            "handlers": {"default": handler},
+            "root": {"handlers": ["default"], "level": level.upper()},
+            # one line per forwarded request otherwise
+            "loggers": {"httpx": {"level": "WARNING"}}}
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--db-url", dest="db_url",
@@ -39,7 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1,
                         help="router processes sharing the port (each flushes its own counts "
                              "and serves its own /metrics)")
-    parser.add_argument("--log-level", default="warning", help="uvicorn's log level")
+    parser.add_argument("--log-level", default="info",
+                        help="uvicorn's log level: start-up, errors")
+    parser.add_argument("--access-log", action="store_true",
+                        help="one log line per request (off by default: it costs CPU per request)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     overrides = {name: getattr(args, name, None) for name in RouterConfig.model_fields}
     config = RouterConfig.load(overrides)
     common: dict[str, Any] = {"host": config.host, "port": config.port,
-                              "log_level": args.log_level, "access_log": False,
+                              "log_level": args.log_level, "access_log": args.access_log,
+                              "log_config": log_config(args.log_level),
                               "timeout_graceful_shutdown": 10}
     if args.workers > 1:
         # Worker processes rebuild the settings from the environment.

@@ -3,6 +3,8 @@
 # Sandboxes (root in a container, no systemd, no nftables) often need extra flags, so it tries
 # a few configurations in order and keeps the first that answers. Exit 0 when the engine answers,
 # 1 with the reason on stderr otherwise. Safe to run concurrently (flock) and repeatedly.
+# Stdout: "started <pid>" when this call started dockerd, nothing when an engine already
+# answered: a caller stops only what it started (testkit/dockerd.py, at the end of a test run).
 set -uo pipefail
 
 LOG_DIR="${TIERSERVE_DOCKERD_LOG_DIR:-/tmp/tierserve-dockerd}"
@@ -65,12 +67,16 @@ for flags in "${configs[@]}"; do
     echo "$pid" >"$LOG_DIR/dockerd.pid"
     echo "$flags" >"$LOG_DIR/dockerd.flags"
     echo "dockerd started (pid $pid, flags: ${flags:-defaults}); log $log" >&2
+    echo "started $pid"
     exit 0
   fi
   kill "$pid" 2>/dev/null
   for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
   kill -9 "$pid" 2>/dev/null
-  rm -f /var/run/docker.pid
+  # Only the pid file of the daemon just killed: never another daemon's.
+  for pidfile in /var/run/docker.pid /run/docker.pid; do
+    if [ "$(cat "$pidfile" 2>/dev/null)" = "$pid" ]; then rm -f "$pidfile"; fi
+  done
 done
 echo "dockerd did not answer with any configuration; last lines of $LOG_DIR/dockerd.log:" >&2
 tail -n 15 "$LOG_DIR/dockerd.log" >&2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit import half_plus_two
+from testkit import dockerd, half_plus_two
 from testkit import stores as testing
 from tierserve import toy_models
 
@@ -17,6 +17,17 @@ pytest_plugins = ["testkit.postgres"]
 
 # TensorFlow's C++ logging drowns test output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a Docker engine this run started (never one that was already running)."""
+    lines = dockerd.stop_started()
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    for line in lines:
+        if reporter is not None:
+            reporter.write_line(line)
+        else:
+            print(line)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,10 @@ from typing import Any
 
 import httpx
 
+from tierserve.demo_events import moves
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
+from tierserve.demo_view import ms, plain_line, render
+from tierserve.native_logs import native_output_to
 from tierserve.stack import Stack, StackConfig
 
 DEMO_POLICY = """\
@@ -109,6 +112,8 @@ async def _one(client: httpx.AsyncClient, picker: Picker, phase: Any, tally: Tal
 
 async def drive(router: str, duration: float, rate: float, picker: Picker, tally: Tally,
                 on_tick: Any) -> None:
+    """Open-loop traffic for `duration` s; about once a second `on_tick(client, phase, start)`
+    (`start`: the traffic's time.monotonic() origin)."""
     plan = phases(duration)
     limits = httpx.Limits(max_connections=64)
     async with httpx.AsyncClient(base_url=router, timeout=60, limits=limits) as client:
@@ -125,68 +130,54 @@ async def drive(router: str, duration: float, rate: float, picker: Picker, tally
                 task.add_done_callback(pending.discard)
             sent_at = due
             if time.monotonic() >= next_tick:
-                await on_tick(client, phase, elapsed)
-                next_tick += 1.0
+                await on_tick(client, phase, start)
+                # From now, not from the last due time: a slow poll must not cause a burst.
+                next_tick = time.monotonic() + 1.0
             await asyncio.sleep(0.01)
         if pending:
             await asyncio.wait(pending, timeout=60)
 
 
 class Observer:
-    """Polls the router and the cold pool for the live view."""
+    """Polls the router and the cold pool for the live view, and keeps every event it saw."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(self, stack: Stack, since: float) -> None:
         self.stack = stack
+        self.since = since  # wall-clock start of this run: a reused db holds older events
         self.hot: list[str] = []
         self.events: deque[str] = deque(maxlen=8)
-        self.promoted: list[str] = []  # models that became hot (routed to their own server)
-        self.demoted: list[str] = []
+        self.new_events: list[str] = []  # seen since the last `take_new_events`
+        self.seen: dict[int, dict[str, Any]] = {}
         self.hit_ratio: float | None = None
-        self._seen: set[int] = set()
 
-    async def poll(self, client: httpx.AsyncClient) -> None:
-        with contextlib.suppress(httpx.HTTPError, ValueError):
+    @property
+    def promoted(self) -> list[str]:
+        return moves(self.seen.values(), self.since)[0]
+
+    @property
+    def demoted(self) -> list[str]:
+        return moves(self.seen.values(), self.since)[1]
+
+    def take_new_events(self) -> list[str]:
+        taken, self.new_events = self.new_events, []
+        return taken
+
+    async def poll(self, client: httpx.AsyncClient, limit: int = 50) -> None:
+        with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
             routing = (await client.get("/admin/routing")).json()
             self.hot = sorted(p["model"] for p in routing["placements"] if p["pool"] == "hot")
-            events = (await client.get("/admin/events", params={"limit": 20})).json()["events"]
-            for event in reversed(events):
-                key = hash((event["ts"], event["model"], event["action"]))
-                if key not in self._seen:
-                    self._seen.add(key)
-                    if event["action"] == "route_hot":
-                        self.promoted.append(event["model"])
-                    elif event["action"] == "demote" and event["outcome"] == "routed cold":
-                        self.demoted.append(event["model"])
-                    stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"]))
-                    self.events.append(f"{stamp} {event['action']} {event['model']}: "
-                                       f"{event['outcome']}")
+            events = (await client.get("/admin/events", params={"limit": limit})).json()
+            for event in reversed(events["events"]):
+                if event["id"] in self.seen or event["ts"] < self.since:
+                    continue
+                self.seen[event["id"]] = event
+                stamp = time.strftime("%H:%M:%S", time.localtime(event["ts"]))
+                line = f"{stamp} {event['action']} {event['model']}: {event['outcome']}"
+                self.events.append(line)
+                self.new_events.append(line)
             pool = (await client.get(f"{self.stack.pool_url}/admin/models")).json()["totals"]
             total = pool["hits"] + pool["misses"]
             self.hit_ratio = pool["hits"] / total if total else None
-
-
-def _ms(values: list[float], q: float) -> str:
-    if not values:
-        return "-"
-    ordered = sorted(values)
-    return f"{1000 * ordered[min(len(ordered) - 1, int(q * len(ordered)))]:.1f}"
-
-
-def render(tally: Tally, observer: Observer, phase: Any, elapsed: float, star: str) -> Any:
-    from rich.table import Table
-
-    table = Table(title=f"tierserve demo — {elapsed:5.0f} s — {phase.name} (star: {star})")
-    table.add_column("figure")
-    table.add_column("value")
-    ratio = "-" if observer.hit_ratio is None else f"{100 * observer.hit_ratio:.1f} %"
-    table.add_row("requests/s (last 5 s)", f"{tally.rate(time.monotonic()):.1f}")
-    table.add_row("sent / failed / wrong", f"{tally.sent} / {tally.failed} / {tally.wrong}")
-    table.add_row("cold pool hit ratio", ratio)
-    table.add_row("hot models", ", ".join(observer.hot) or "(none)")
-    for pool, values in tally.by_pool.items():
-        table.add_row(f"{pool} latency p50 / p99 ms", f"{_ms(values, 0.5)} / {_ms(values, 0.99)}")
-    table.add_row("events", "\n".join(observer.events) or "-")
-    return table
 
 
 def summary(tally: Tally, observer: Observer, star: str) -> str:
@@ -203,8 +194,8 @@ def summary(tally: Tally, observer: Observer, star: str) -> str:
     for pool, values in tally.by_pool.items():
         if values:
             mean = 1000 * statistics.mean(values)
-            lines.append(f"  {pool}: {len(values)} answers, p50 {_ms(values, 0.5)} ms, "
-                         f"p99 {_ms(values, 0.99)} ms, mean {mean:.1f} ms")
+            lines.append(f"  {pool}: {len(values)} answers, p50 {ms(values, 0.5)} ms, "
+                         f"p99 {ms(values, 0.99)} ms, mean {mean:.1f} ms")
     if tally.errors:
         lines.append(f"  errors: {dict(tally.errors)}")
     return "\n".join(lines + targets(tally, observer.promoted, observer.demoted, star))
@@ -244,6 +235,9 @@ def _interrupt(_sig: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+PLAIN_EVERY_S = 5.0
+
+
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.live import Live
@@ -251,37 +245,52 @@ def run(args: argparse.Namespace) -> int:
     # SIGTERM ends the demo like Ctrl-C: the stack's processes are stopped, not orphaned.
     signal.signal(signal.SIGTERM, _interrupt)
     console = Console()
-    console.print(f"creating {args.models} tiny models in {args.var / 'models'} ...")
-    policy = prepare(args.var, args.models, args.rate)
+    # A live view redraws in place; into a file or pipe it would leave a single frame.
+    plain = args.plain or not console.is_terminal
+    setup_log = args.var / "logs" / "setup.log"
+    print(f"creating {args.models} tiny models in {args.var / 'models'} "
+          f"(TensorFlow's start-up lines go to {setup_log}) ...", flush=True)
+    with native_output_to(setup_log):
+        policy = prepare(args.var, args.models, args.rate)
     stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
                               pool_port=0, status_port=0, scope="demo", flush_interval=0.5))
-    console.print("starting cold pool, router and orchestrator ...")
-    stack.start()
+    print(f"starting the cold pool, the router and the orchestrator (logs in "
+          f"{args.var / 'logs'}) ...", flush=True)
+    observer = Observer(stack, since=time.time())
+    stack.start(progress=lambda line: print(f"  {line}", flush=True))
     picker = Picker(model_names(args.models))
-    tally, observer = Tally(), Observer(stack)
-    console.print(f"router {stack.router_url}  dashboard {stack.router_url}/ui")
-    live = None if args.plain else Live(console=console, refresh_per_second=2)
+    tally = Tally()
+    print(f"router {stack.router_url}  dashboard {stack.router_url}/ui", flush=True)
+    live = None if plain else Live(console=console, refresh_per_second=2)
+    next_line = 0.0
 
-    async def tick(client: httpx.AsyncClient, phase: Any, elapsed: float) -> None:
+    async def tick(client: httpx.AsyncClient, phase: Any, start: float) -> None:
+        nonlocal next_line
         await observer.poll(client)
         stack.check()
-        view = render(tally, observer, phase, elapsed, picker.star)
+        elapsed = time.monotonic() - start  # now, after the poll: the real time into the run
         if live is not None:
-            live.update(view)
-        elif int(elapsed) % 5 == 0:
-            console.print(view)
+            observer.take_new_events()  # the live view shows the latest in its table
+            live.update(render(tally, observer, phase, elapsed, args.duration, picker.star))
+            return
+        for event in observer.take_new_events():
+            print(f"  event {event}", flush=True)
+        if elapsed >= next_line:
+            print(plain_line(tally, observer, phase, elapsed, args.duration), flush=True)
+            next_line = elapsed + PLAIN_EVERY_S
 
     async def final_poll() -> None:
+        # Every event of the run, not only the last few the live view polled.
         async with httpx.AsyncClient(base_url=stack.router_url, timeout=10) as client:
-            await observer.poll(client)
+            await observer.poll(client, limit=10000)
 
     try:
         with live if live is not None else contextlib.nullcontext():
             asyncio.run(drive(stack.router_url, args.duration, args.rate, picker, tally, tick))
         asyncio.run(final_poll())
     except KeyboardInterrupt:
-        console.print("interrupted")
+        print("interrupted", flush=True)
     finally:
         stack.stop()
-    console.print(summary(tally, observer, picker.star))
+    print(summary(tally, observer, picker.star), flush=True)
     return 0 if tally.sent and not tally.failed and not tally.wrong else 1

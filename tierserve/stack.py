@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +32,8 @@ class StackConfig:
     admin_token: str | None = None
     scope: str = "up"
     flush_interval: float = 1.0
+    # One line per request in the router's log: on for `up`; off where latency is measured.
+    router_access_log: bool = False
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -74,7 +78,9 @@ class Stack:
         logs.mkdir(parents=True, exist_ok=True)
         return logs / f"{name}.log"
 
-    def start(self, timeout: float = 120.0) -> Stack:
+    def start(self, timeout: float = 120.0,
+              progress: Callable[[str], None] | None = None) -> Stack:
+        """Start every part side by side; `progress` hears one line as each part is ready."""
         cfg = self.config
         cfg.var_dir.mkdir(parents=True, exist_ok=True)
         env = dict(cfg.extra_env)
@@ -94,7 +100,8 @@ class Stack:
             self.procs["router"] = ServerProcess(
                 tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
                                   "--port", str(router_port),
-                                  "--flush-interval", str(cfg.flush_interval)),
+                                  "--flush-interval", str(cfg.flush_interval),
+                                  *(["--access-log"] if cfg.router_access_log else [])),
                 ready_url=f"{self.router_url}/healthz", log_path=self._log("router"), env=env)
             self.procs["orchestrator"] = ServerProcess(
                 tierserve_command("orchestrator", "--policy", str(cfg.policy_path),
@@ -104,8 +111,15 @@ class Stack:
                                   "--status-port", str(status_port)),
                 ready_url=f"{self.status_url}/status", log_path=self._log("orchestrator"),
                 env=env)
-            for proc in self.procs.values():
+            started = time.monotonic()
+            urls = {"pool": self.pool_url, "router": self.router_url,
+                    "orchestrator": self.status_url}
+            for name, proc in self.procs.items():
                 proc.wait_ready(timeout=timeout)
+                if progress is not None:
+                    label = "cold pool" if name == "pool" else name
+                    progress(f"{label} ready at {urls[name]} "
+                             f"({time.monotonic() - started:.0f} s, log {proc.log_path})")
         except BaseException:
             self.stop()
             raise

@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from tierserve.native_logs import native_output_to
 from tierserve.stack import Stack, StackConfig
+from tierserve.up_hint import try_hint
 
 EXAMPLE_MODELS = {"example-a": {1: 2.0}, "example-b": {1: 3.0, 2: 4.0}, "example-c": {1: 5.0}}
 
@@ -61,9 +63,12 @@ def ensure_default_policy(var: Path, store: str | None) -> Path:
         if not models.exists():
             from tierserve.toy_models import write_model
 
-            print(f"creating example models in {models}: {', '.join(EXAMPLE_MODELS)}")
-            for name, versions in EXAMPLE_MODELS.items():
-                write_model(models, name, versions)
+            log = var / "logs" / "setup.log"
+            print(f"creating example models in {models}: {', '.join(EXAMPLE_MODELS)} "
+                  f"(TensorFlow's start-up lines go to {log})", flush=True)
+            with native_output_to(log):
+                for name, versions in EXAMPLE_MODELS.items():
+                    write_model(models, name, versions)
         store = str(models.resolve())
     path.write_text(DEFAULT_POLICY.format(store=store, path=path))
     print(f"wrote a default policy to {path}")
@@ -74,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     policy = args.policy or ensure_default_policy(args.var, args.store)
     stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
                               pool_port=args.pool_port, status_port=args.status_port,
-                              runtime=args.runtime))
+                              runtime=args.runtime, router_access_log=True))
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -82,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print("starting cold pool, router and orchestrator ...", flush=True)
+    print(f"starting the cold pool, the router and the orchestrator (logs in {args.var / 'logs'})"
+          " ...", flush=True)
     try:
-        stack.start()
+        stack.start(progress=lambda line: print(f"  {line}", flush=True))
     except (RuntimeError, TimeoutError) as exc:
         print(f"tierserve up: could not start: {exc}", file=sys.stderr)
         return 1
@@ -95,7 +101,7 @@ tierserve is up (policy {policy}, logs in {args.var / 'logs'})
   admin API docs:           {stack.router_url}/docs
   cold pool:                {stack.pool_url}/admin/models
   orchestrator status:      {stack.status_url}/status
-Try: curl -d '{{"instances": [1.0, 2.0]}}' {stack.router_url}/v1/models/example-a:predict
+{try_hint(stack.policy.store, stack.router_url)}
 Ctrl-C stops everything.""", flush=True)
     code = 0
     try:

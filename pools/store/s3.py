@@ -2,7 +2,8 @@
 
 Every boto3 call goes through `_call`, which turns botocore's errors into
 tierserve's at this edge: unreachable endpoint -> Unavailable, missing bucket
-or key -> NotFound.
+or key -> NotFound, missing or rejected credentials -> Unavailable (the
+server's set-up is at fault, not the request) with what to set.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 
-from base.errors import FailedPrecondition, Internal, InvalidArgument, NotFound, Unavailable
+from base.errors import Internal, InvalidArgument, NotFound, Unavailable
 from pools.store.base import ModelStore
 
 T = TypeVar("T")
@@ -26,6 +27,9 @@ CHUNK_BYTES = 1024 * 1024
 PARALLEL_FILES = 8
 
 _NOT_FOUND_CODES = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+# The store refused who we are: a set-up fault of the server, never of the request.
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken",
+                     "InvalidToken", "TokenRefreshRequired"}
 _UNAVAILABLE_CODES = {"SlowDown", "ServiceUnavailable", "RequestTimeout", "Throttling",
                       "ThrottlingException", "InternalError", "503", "500"}
 
@@ -61,6 +65,15 @@ def make_client(endpoint_url: str | None = None, region: str | None = None,
         aws_access_key_id=access_key, aws_secret_access_key=secret_key)
 
 
+# Said to clients (through the router): what an operator sets, never the endpoint or bucket.
+NO_CREDENTIALS = ("the model store has no credentials: set AWS_ACCESS_KEY_ID and "
+                  "AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) for the cold pool and model servers; "
+                  "for MinIO also AWS_ENDPOINT_URL")
+BAD_CREDENTIALS = ("the model store rejected its credentials ({code}): check "
+                   "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) of the cold pool "
+                   "and model servers; for MinIO also AWS_ENDPOINT_URL")
+
+
 def convert_error(exc: Exception, what: str) -> Exception:
     """The tierserve error for a botocore exception (others pass through unchanged)."""
     from botocore import exceptions as bex
@@ -69,13 +82,15 @@ def convert_error(exc: Exception, what: str) -> Exception:
         error = exc.response.get("Error", {})
         code = str(error.get("Code", ""))
         message = f"{what}: {code} {error.get('Message', '')}".strip()
+        if code in _CREDENTIAL_CODES:
+            return Unavailable(BAD_CREDENTIALS.format(code=code))
         if code in _NOT_FOUND_CODES:
             return NotFound(message)
         if code in _UNAVAILABLE_CODES:
             return Unavailable(message)
         return Internal(message)
     if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
-        return FailedPrecondition(f"{what}: {exc}")
+        return Unavailable(NO_CREDENTIALS)
     if isinstance(exc, bex.BotoCoreError):
         # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ...
         return Unavailable(f"{what}: {exc}")

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from base.procs import free_port
+from testkit import dockerd
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"
@@ -26,10 +27,9 @@ def compose_binary() -> str | None:
 
 
 def ensure_engine() -> str | None:
-    """None when a Docker engine answers (starting one if needed), else why not."""
-    result = subprocess.run(["bash", str(REPO / "scripts" / "ensure-dockerd.sh")],
-                            capture_output=True, text=True, timeout=300)
-    return None if result.returncode == 0 else (result.stderr.strip() or "no engine")
+    """None when a Docker engine answers (starting one if needed, stopped at the run's end),
+    else why not."""
+    return dockerd.ensure_engine(timeout=300)
 
 
 def build_image(tag: str) -> None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from testkit import dockerd
 from testkit import stores as testing
 
 REPO = Path(__file__).resolve().parents[2]
@@ -17,12 +17,11 @@ MODELS = {"alpha": 2.0, "beta": 3.0, "gamma": 5.0}
 
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[None]:
-    """A Docker engine that answers: started by scripts/ensure-dockerd.sh when needed.
-    Docker tests are skipped only when it cannot start, with the reason."""
-    result = subprocess.run(["bash", str(REPO / "scripts" / "ensure-dockerd.sh")],
-                            capture_output=True, text=True, timeout=180)
-    if result.returncode != 0:
-        reason = (result.stderr or result.stdout).strip()
+    """A Docker engine that answers: started by scripts/ensure-dockerd.sh when needed (and
+    then stopped when the test run ends, tests/conftest.py). Docker tests are skipped only
+    when it cannot start, with the reason."""
+    reason = dockerd.ensure_engine(timeout=180)
+    if reason is not None:
         print(f"\nno Docker engine, skipping docker tests: {reason}")
         pytest.skip(f"no Docker engine: {reason}")
     yield

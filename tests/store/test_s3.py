@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from base.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from base.errors import InvalidArgument, NotFound, Unavailable
 from base.procs import free_port
 from pools.store import S3Store, open_store
-from pools.store.s3 import make_client
+from pools.store.s3 import convert_error, make_client
 from testkit import stores as testing
 
 
@@ -184,5 +184,30 @@ def test_credentials_from_arguments_or_none(s3_store: S3Store, moto_s3: str, tmp
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     given = open_store(s3_store.uri, endpoint_url=moto_s3, access_key="k", secret_key="s")
     assert given.list_models() == s3_store.list_models()
-    with pytest.raises(FailedPrecondition, match="credentials"):
-        open_store(s3_store.uri, endpoint_url=moto_s3).list_models()
+    bare = open_store(s3_store.uri, endpoint_url=moto_s3)
+    # No credentials is the server's set-up fault (503), and the message says what to set.
+    for call in (bare.list_models, lambda: bare.list_versions("m1"),
+                 lambda: bare.download("m1", 1, tmp_path / "cache")):
+        with pytest.raises(Unavailable) as caught:
+            call()
+        message = caught.value.message
+        assert "AWS_ACCESS_KEY_ID" in message and "AWS_ENDPOINT_URL" in message
+        assert caught.value.http_status == 503
+        assert moto_s3 not in message and "127.0.0.1" not in message
+        assert s3_store.bucket not in message and "models/prod" not in message
+    assert not (tmp_path / "cache").exists() or os.listdir(tmp_path / "cache") == []
+
+
+def test_rejected_credentials_are_unavailable_without_internals() -> None:
+    from botocore.exceptions import ClientError
+
+    rejected = ClientError({"Error": {"Code": "InvalidAccessKeyId",
+                                      "Message": "The key does not exist in bucket b-secret"}},
+                           "ListObjectsV2")
+    converted = convert_error(rejected, "listing s3://b-secret/prefix")
+    assert isinstance(converted, Unavailable)
+    assert "InvalidAccessKeyId" in converted.message
+    assert "AWS_SECRET_ACCESS_KEY" in converted.message
+    assert "b-secret" not in converted.message
+    missing = ClientError({"Error": {"Code": "NoSuchKey", "Message": "gone"}}, "GetObject")
+    assert isinstance(convert_error(missing, "downloading"), NotFound)

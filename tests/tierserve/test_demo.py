@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 from base.procs import tierserve_command
+from db.engine import make_engine
+from db.events import list_events
 from tests.tierserve.proctree import alive, cmdline, descendants
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
 
@@ -24,10 +26,17 @@ def test_traffic_plan_moves_the_star() -> None:
     assert picker.value("model-0003") == 4.0
 
 
+def _listed(summary: str, label: str) -> list[str]:
+    line = next(x for x in summary.splitlines() if x.strip().startswith(f"{label}:"))
+    names = line.split(":", 1)[1].strip()
+    return [] if names == "(none)" else names.split(", ")
+
+
 def test_demo_runs_and_promotes_the_rising_model(tmp_path: Path, toy_template: Path) -> None:
+    # No --plain: its output is a pipe, which alone must give plain lines, not one live frame.
     done = subprocess.run(
         tierserve_command("demo", "--models", "30", "--duration", "75", "--rate", "20",
-                          "--plain", "--var", str(tmp_path / "demo")),
+                          "--var", str(tmp_path / "demo")),
         capture_output=True, text=True, timeout=400, cwd=tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
@@ -35,6 +44,47 @@ def test_demo_runs_and_promotes_the_rising_model(tmp_path: Path, toy_template: P
     star = Picker(model_names(30)).star
     assert " 0 failed, 0 wrong answers" in summary
     assert f"the rising model {star} was promoted: yes" in summary
+    assert "oneDNN" not in out and "cuda" not in out.lower()  # in var/demo/logs/setup.log
+    # Plain progress lines every few seconds, their counter going up with the run.
+    progress = [line for line in out.splitlines() if " req/s, sent " in line]
+    seconds = [int(line.split("/")[0]) for line in progress]
+    assert 3 <= len(progress) <= 75 // 5 + 2, out[-3000:]
+    assert seconds == sorted(set(seconds)) and seconds[-1] >= 40
+    assert "tierserve demo —" not in out  # no rich frame
+    # The summary agrees with the orchestrator's events in the db, each model once.
+    engine = make_engine(f"sqlite:///{tmp_path / 'demo' / 'tierserve.db'}", create=False)
+    events = list_events(engine, limit=10000)
+    promoted = {e.model for e in events
+                if e.action == "promote" and e.outcome.startswith("started")}
+    demoted = {e.model for e in events
+               if e.action == "demote" and e.outcome.startswith("routed cold")}
+    listed_promoted, listed_demoted = _listed(summary, "promoted"), _listed(summary, "demoted")
+    assert star in promoted
+    assert sorted(listed_promoted) == sorted(promoted)
+    assert sorted(listed_demoted) == sorted(demoted)
+
+
+def test_summary_moves_count_events_by_action() -> None:
+    from tierserve.demo_events import moves
+
+    def event(i: int, model: str, action: str, outcome: str, ts: float = 100.0) -> dict:
+        return {"id": i, "ts": ts + i, "model": model, "action": action, "outcome": outcome}
+
+    events = [
+        event(1, "old", "promote", "started abc; routed hot once AVAILABLE", ts=0.0),
+        event(2, "m1", "promote", "started abc; routed hot once AVAILABLE"),
+        event(3, "m1", "route_hot", "ok"),
+        event(4, "m1", "route_hot", "ok"),  # after a restart: no second promotion
+        event(5, "m2", "promote", "failed: no room"),
+        event(6, "m1", "demote", "routed cold; stopping after 1s drain"),
+        event(7, "m1", "demote", "stopped"),
+        event(8, "m3", "promote", "started def; routed hot once AVAILABLE"),
+        event(9, "m3", "demote", "routed cold"),
+        event(10, "m1", "promote", "started ghi; routed hot once AVAILABLE"),
+    ]
+    promoted, demoted = moves(reversed(events), since=50.0)
+    assert promoted == ["m1", "m3"]
+    assert demoted == ["m1", "m3"]
 
 
 def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from base.procs import free_port, tierserve_command
+from testkit import stores as testing
 from tests.tierserve.proctree import alive, descendants
 from tierserve import toy_models
 
@@ -32,11 +34,23 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
                 break
         else:
             raise AssertionError("".join(lines))
+        console = "".join(lines)
+        # TensorFlow's native start-up lines went to the logs, one line per stage came here.
+        for noise in ("oneDNN", "cuda", "absl", "I0000", "E0000"):
+            assert noise.lower() not in console.lower(), console
+        for stage in ("creating example models", "cold pool ready", "router ready",
+                      "orchestrator ready", "tierserve is up"):
+            assert stage in console, console
+        assert (var / "logs" / "setup.log").exists()
         with httpx.Client(base_url=router, timeout=60) as client:
             answer = client.post("/v1/models/example-b:predict", json={"instances": [1.0, 2.0]})
             assert answer.status_code == 200, answer.text
             assert answer.json() == {"predictions": toy_models.expected(4.0, 0.0, [1.0, 2.0])}
             assert answer.headers["x-tierserve-pool"] == "cold"
+            # The banner's hint names a model of this store, and it answers as printed.
+            assert f"{router}/v1/models/example-a:predict" in console
+            hinted = client.post("/v1/models/example-a:predict", json={"instances": [1.0, 2.0]})
+            assert hinted.status_code == 200, hinted.text
             page = client.get("/ui")  # served from the package, whatever the working folder
             assert page.status_code == 200 and "<title>tierserve</title>" in page.text
             missing = client.post("/v1/models/nope:predict", json={"instances": [1.0]})
@@ -48,6 +62,10 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
         output, _ = proc.communicate(timeout=90)
     assert proc.returncode == 0, output
     assert f"{router}/ui" in "".join(lines)
+    router_log = (var / "logs" / "router.log").read_text()
+    # uvicorn's access line (it percent-encodes the ':' of ':predict') and its start-up line
+    assert '"POST /v1/models/example-b%3Apredict HTTP/1.1" 200' in router_log, router_log
+    assert "Uvicorn running on" in router_log
     deadline = time.monotonic() + 10
     while any(alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -63,3 +81,60 @@ def test_pool_flags_pass_the_cold_model_servers_nice_only_when_set() -> None:
     assert "--model-server-nice" not in pool_flags(parse_policy(text).policy)
     flags = pool_flags(parse_policy(text + "cold: {model_server_nice: 9}\n").policy)
     assert flags[flags.index("--model-server-nice") + 1] == "9"
+
+
+def test_up_on_an_s3_store_without_credentials_hints_what_to_set(
+        tmp_path: Path, toy_template: Path, moto_s3: str, s3_bucket: str) -> None:
+    """The reported first hour: an S3 policy, no credentials. The banner says what is wrong
+    instead of a hint that fails, and a request answers 503 with what to set."""
+    testing.upload_tree(testing.s3_client(moto_s3), s3_bucket, "prod",
+                        toy_models.write_model(tmp_path / "src", "example-a", {1: 2.0}).parent)
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"store: s3://{s3_bucket}/prod\ninterval: 2s\n"
+                      "hot: {max_models: 1, promote: {min_rate: 50}, demote: {max_rate: 1}}\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=moto_s3, AWS_EC2_METADATA_DISABLED="true",
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_CONFIG_FILE=str(tmp_path / "none"))
+    port = free_port()
+    proc = subprocess.Popen(
+        tierserve_command("up", "--policy", str(policy), "--var", str(tmp_path / "var"),
+                          "--port", str(port), "--pool-port", str(free_port()),
+                          "--status-port", str(free_port())),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+    try:
+        lines: list[str] = []
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C stops everything" in line:
+                break
+        else:
+            raise AssertionError("".join(lines))
+        console = "".join(lines)
+        assert "Try: curl" not in console, console
+        assert "cannot be read" in console and "AWS_ACCESS_KEY_ID" in console, console
+        answer = httpx.post(f"http://127.0.0.1:{port}/v1/models/example-a:predict",
+                            json={"instances": [1.0]}, timeout=60)
+        assert answer.status_code == 503, answer.text
+        message = answer.json()["error"]
+        assert "AWS_ACCESS_KEY_ID" in message and "AWS_ENDPOINT_URL" in message
+        assert moto_s3 not in message and s3_bucket not in message
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=90)
+
+
+def test_hint_fits_the_store() -> None:
+    from tierserve.up_hint import hint
+
+    url = "http://127.0.0.1:1"
+    text = hint("/m", url, ["example-b", "example-a"], None)
+    assert f"Try: curl -d '{{\"instances\": [1.0, 2.0]}}' {url}/v1/models/example-a:predict" \
+        in text
+    text = hint("s3://b/p", url, [f"m{i}" for i in range(8)], None)
+    assert f"{url}/v1/models/m0:predict" in text and "and 3 more" in text
+    text = hint("s3://b/p", url, [], None)
+    assert "holds no models yet" in text and "Try: curl" not in text
+    text = hint("s3://b/p", url, None, "the model store has no credentials: set X")
+    assert "cannot be read" in text and "set X" in text and "Try: curl" not in text
