@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import httpx
@@ -26,18 +27,48 @@ def tierserve_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "tierserve.cli", *args]
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def _child_setup(nice: int, die_with_parent: bool) -> Callable[[], None] | None:
+    """What the child runs before exec: lower its CPU priority (every thread it starts
+    inherits it), and ask Linux to SIGTERM it when its parent dies, even by SIGKILL."""
+    if not nice and not die_with_parent:
+        return None
+
+    def setup() -> None:
+        if nice:
+            os.nice(nice)
+        if die_with_parent:
+            try:
+                ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+            except OSError:
+                pass
+
+    return setup
+
+
 class ServerProcess:
-    """A child process with a readiness URL; stops with SIGTERM, then SIGKILL."""
+    """A child process with a readiness URL; stops with SIGTERM, then SIGKILL.
+
+    `nice`: a CPU priority increment for the child (0: the parent's); `die_with_parent`:
+    the child gets SIGTERM when this process dies; `inherit_output`: the child writes to
+    this process's stdout/stderr (when there is no `log_path`).
+    """
 
     def __init__(self, cmd: Sequence[str], ready_url: str | None, log_path: Path | None = None,
-                 env: dict[str, str] | None = None, cwd: str | None = None) -> None:
+                 env: dict[str, str] | None = None, cwd: str | None = None, *,
+                 nice: int = 0, die_with_parent: bool = False,
+                 inherit_output: bool = False) -> None:
         self.cmd = list(cmd)
         self.ready_url = ready_url
         self.log_path = log_path
-        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self._log = open(log_path, "ab") if log_path else (
+            None if inherit_output else subprocess.DEVNULL)
         self.proc = subprocess.Popen(
-            self.cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=cwd,
-            env={**os.environ, **(env or {})}, start_new_session=True)
+            self.cmd, stdout=self._log, stderr=subprocess.STDOUT if self._log else None,
+            cwd=cwd, env={**os.environ, **(env or {})}, start_new_session=True,
+            preexec_fn=_child_setup(nice, die_with_parent))
 
     @property
     def pid(self) -> int:
@@ -83,7 +114,7 @@ class ServerProcess:
                 self.proc.wait()
             except ProcessLookupError:
                 pass
-        if self._log is not subprocess.DEVNULL:
+        if self._log is not subprocess.DEVNULL and self._log is not None:
             self._log.close()
         return self.proc.returncode
 

@@ -8,7 +8,7 @@ unloaded under it. Paths are parsed with TF Serving's own patterns.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -53,17 +53,19 @@ def parse_path(path: str, method: str) -> Target:
                   verb.lower() if verb else None)
 
 
-def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
+def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
+    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`."""
     poller = StorePoller(pool)
-    state: dict[str, httpx.AsyncClient] = {}
+    rest_urls = [rest_url] if isinstance(rest_url, str) else list(rest_url)
+    clients: list[httpx.AsyncClient] = []
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         # Idle connections expire before the server's keep-alive timeout (uvicorn: 5 s).
         limits = httpx.Limits(max_connections=256, max_keepalive_connections=64,
                               keepalive_expiry=2.0)
-        state["http"] = httpx.AsyncClient(base_url=rest_url, limits=limits,
-                                          timeout=FORWARD_TIMEOUT_S)
+        clients.extend(httpx.AsyncClient(base_url=url, limits=limits, timeout=FORWARD_TIMEOUT_S)
+                       for url in rest_urls)
         await pool.start()
         poller.start()
         try:
@@ -71,8 +73,8 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
         finally:
             await poller.stop()
             await pool.stop()
-            await state["http"].aclose()
-            await pool.client.close()
+            for client in clients:
+                await client.aclose()
 
     app = FastAPI(title="tierserve cold pool", lifespan=lifespan)
     app.state.pool = pool
@@ -92,7 +94,7 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
         content_type = request.headers.get("content-type", "application/json")
         for attempt in (1, 2):
             try:
-                upstream = await state["http"].request(
+                upstream = await clients[lease.server].request(
                     request.method, path, content=body, headers={"content-type": content_type})
                 break
             except httpx.TransportError as exc:
@@ -116,8 +118,9 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
 
     @app.get("/admin/models")
     async def admin_list() -> dict[str, object]:
-        return {**pool.listing(),
-                "model_server": {"grpc": pool.client.address, "rest": rest_url}}
+        servers = [{"grpc": b.client.address, "rest": url}
+                   for b, url in zip(pool.servers.backends, rest_urls, strict=True)]
+        return {**pool.listing(), "model_server": servers[0], "model_servers": servers}
 
     @app.post("/admin/models/{model}/load")
     async def admin_load(model: str, version: int | None = None,
