@@ -14,6 +14,10 @@ from tests.tierserve.proctree import cmdline, descendants
 from tierserve import toy_models
 
 
+def nice_of(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+
+
 def test_pool_exits_when_its_model_server_dies(tmp_path: Path, toy_template: Path,
                                                log_dir: Path) -> None:
     toy_models.write_model(tmp_path / "store", "m", {1: 2.0})
@@ -29,6 +33,9 @@ def test_pool_exits_when_its_model_server_dies(tmp_path: Path, toy_template: Pat
         assert answer.json() == {"predictions": toy_models.expected(2.0, 0.0, [3.0])}
         servers = [pid for pid in descendants(pool.pid) if b"model-server" in cmdline(pid)]
         assert len(servers) == 2  # the default: two model servers
+        for server in servers:  # below the pool (and hot servers) in CPU priority
+            assert nice_of(server) == min(19, nice_of(pool.pid) + 5)
+            assert b"--tensorflow_intra_op_parallelism" in cmdline(server)
         os.kill(servers[0], signal.SIGKILL)  # either one down stops the pool
         deadline = time.monotonic() + 60
         while pool.proc.poll() is None and time.monotonic() < deadline:
