@@ -287,15 +287,16 @@ class Loader:
 
     async def _end_unload(self, key: Key,
                           reload: asyncio.Future[BaseException | None] | None = None) -> None:
-        """Wait for a reload without `key` (the given one, else our own), see it gone from
-        the server, then let it load again or leave the disk."""
+        """Wait for a reload without `key` (the given one, else our own), then let it load
+        again or leave the disk. Only a failed reload costs status calls to see it gone."""
         backend = self.servers.of(key)
         try:
             if reload is None:
-                await backend.sender.push()
+                error = await backend.sender.push()
             else:
-                await asyncio.shield(reload)
-            await backend.client.wait_for(*key, lambda s: s.gone, UNLOAD_CONFIRM_S)
+                error = await asyncio.shield(reload)
+            if error is not None:
+                await backend.client.wait_for(*key, lambda s: s.gone, UNLOAD_CONFIRM_S)
         except TierserveError as exc:
             log.warning("confirming the unload of %s: %s", key_str(key), exc)
         finally:

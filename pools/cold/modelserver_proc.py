@@ -25,8 +25,10 @@ class ModelServerChild:
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.grpc_address = f"{host}:{self.grpc_port}"
         self.rest_url = f"http://{host}:{self.rest_port}"
+        # No file-system polling: the pool names exact versions in each reload, and a sync
+        # of every model each second only takes the GIL from predictions.
         args = ["--port", str(self.grpc_port), "--rest_api_port", str(self.rest_port),
-                "--num_load_threads", str(load_threads)]
+                "--num_load_threads", str(load_threads), "--file_system_poll_wait_seconds", "0"]
         if threads:
             # inter-op at least 2: with one thread an op that waits on another can hang.
             args += ["--tensorflow_intra_op_parallelism", str(threads),
