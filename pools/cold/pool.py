@@ -145,7 +145,10 @@ class ColdPool:
             await self._wait_for_load(key)
         if version is None:
             self.current[model] = key[1]
-        return Lease(key, hit, self.servers.index(key))
+        server = self.servers.index(key)
+        if hit:
+            self.servers.hits.add(server)
+        return Lease(key, hit, server)
 
     async def _wait_for_load(self, key: Key) -> None:
         """Wait for `key`'s load, or answer 503 at once if the wait cannot end in time."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from pools.cold.cache import Key
 from pools.cold.modelserver_client import ModelServerClient
-from pools.cold.placement import choose_server
+from pools.cold.placement import RecentHits, choose_server
 from pools.cold.sender import ConfigSender
 
 
@@ -30,6 +30,7 @@ class Servers:
         self.backends = [Backend(c, ConfigSender(c.reload, base_path, coalesce_s=0.0))
                          for c in clients]
         self.placement: dict[Key, int] = {}
+        self.hits = RecentHits(len(self.backends))
 
     def __len__(self) -> int:
         return len(self.backends)
@@ -46,7 +47,7 @@ class Servers:
         for index in self.placement.values():
             held[index] += 1
         chosen = choose_server([b.loading for b in self.backends], held,
-                               {self.index(v) for v in victims})
+                               {self.index(v) for v in victims}, self.hits.counts)
         self.placement[key] = chosen
         return chosen
 

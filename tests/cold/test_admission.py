@@ -18,7 +18,7 @@ from pools.cold.admission import (
     decide,
     expected_wait,
 )
-from pools.cold.placement import choose_server
+from pools.cold.placement import HALVE_EVERY, RecentHits, choose_server
 
 
 def test_expected_wait_counts_rounds_of_parallel_loads() -> None:
@@ -116,10 +116,31 @@ def test_ewma() -> None:
 
 
 def test_placement_prefers_idle_servers_then_the_victims_then_the_emptier() -> None:
-    assert choose_server([1, 0], [0, 9]) == 1  # a load under way beats everything
+    assert choose_server([1, 0], [0, 9]) == 1  # a load under way comes first
     assert choose_server([0, 0], [3, 5], victims_on={1}) == 1  # one reload for both
     assert choose_server([0, 0], [3, 2]) == 1
     assert choose_server([0, 0], [2, 2]) == 0
     assert choose_server([2], [0]) == 0
     with pytest.raises(ValueError):
         choose_server([], [])
+    with pytest.raises(ValueError):
+        choose_server([0, 0], [0, 0], hits=[1.0])
+
+
+def test_placement_spares_the_server_busier_with_hits() -> None:
+    # Server 1 serves most hits: the load goes to 0, even though 1 holds the victim.
+    assert choose_server([0, 0], [3, 3], victims_on={1}, hits=[10.0, 40.0]) == 0
+    # Close enough is a tie: then one reload for the victim and the load.
+    assert choose_server([0, 0], [3, 3], victims_on={1}, hits=[30.0, 36.0]) == 1
+    assert choose_server([0, 0], [3, 3], victims_on={1}, hits=[0.0, 1.0]) == 1
+    # A load under way still counts first: loads run side by side in two processes.
+    assert choose_server([1, 0], [3, 3], hits=[0.0, 90.0]) == 1
+
+
+def test_recent_hits_fade() -> None:
+    hits = RecentHits(2)
+    for _ in range(HALVE_EVERY - 1):
+        hits.add(1)
+    assert hits.counts == [0.0, HALVE_EVERY - 1.0]
+    hits.add(0)
+    assert hits.counts == [0.5, (HALVE_EVERY - 1) / 2]
