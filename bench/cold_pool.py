@@ -49,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16, help="clients replaying the trace")
     p.add_argument("--max-parallel-loads", type=int, default=16)
     p.add_argument("--policy", default=DEFAULT_POLICY)
+    p.add_argument("--probe", action="store_true",
+                   help="one more client asks for the most popular model throughout: "
+                        "its hits' latency while loads run")
     p.add_argument("--model-servers", type=int, default=None,
                    help="the pool's model-server processes (default: the pool's)")
     p.add_argument("--model-server-nice", type=int, default=None,
@@ -103,11 +106,16 @@ def peak_rss_mb(pid: int) -> dict[str, float]:
     return out
 
 
-async def replay(url: str, trace: list[str], concurrency: int,
-                 error_samples: list[str]) -> list[tuple[str, int, float]]:
-    """(cache: hit/miss/error, status, seconds) per request, in trace order."""
+async def replay(url: str, trace: list[str], concurrency: int, error_samples: list[str],
+                 probe: list[float] | None = None) -> list[tuple[str, int, float]]:
+    """(cache: hit/miss/error, status, seconds) per request, in trace order.
+
+    With `probe`: one more client asks for the trace's most popular model over and over
+    while the trace runs, and `probe` gets the seconds of its hits: hits while loads run.
+    """
     results: list[tuple[str, int, float]] = [("error", 0, 0.0)] * len(trace)
     position = 0
+    popular = max(set(trace), key=trace.count)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         async def worker() -> None:
@@ -128,7 +136,17 @@ async def replay(url: str, trace: list[str], concurrency: int,
                 if (i + 1) % 1000 == 0:
                     print(f"  {i + 1} requests", flush=True)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def prober(times: list[float]) -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as own:
+                while position < len(trace):
+                    started = time.perf_counter()
+                    r = await own.post(f"/v1/models/{popular}:predict", json={"instances": XS})
+                    if r.headers.get("X-Tierserve-Cache") == "hit":
+                        times.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.02)
+
+        probing = [] if probe is None else [prober(probe)]
+        await asyncio.gather(*(worker() for _ in range(concurrency)), *probing)
     return results
 
 
@@ -244,7 +262,8 @@ def main() -> None:
         load_start = os.getloadavg()
         started = time.monotonic()
         error_samples: list[str] = []
-        results = asyncio.run(replay(url, trace, args.concurrency, error_samples))
+        probe: list[float] | None = [] if args.probe else None
+        results = asyncio.run(replay(url, trace, args.concurrency, error_samples, probe))
         elapsed = time.monotonic() - started
         load_end = os.getloadavg()
         listing = httpx.get(f"{url}/admin/models", timeout=60).json()
@@ -277,6 +296,9 @@ def main() -> None:
         "pool_totals": listing["totals"],
         "miss_phases": breakdown,
         "hit_overhead_no_loads": overhead,
+        "probe_hits_while_loading": None if probe is None else {
+            "count": len(probe), "p50_ms": round(pct(probe, 0.5) * 1000, 2),
+            "p99_ms": round(pct(probe, 0.99) * 1000, 2)},
         "load_average_start_end": [round(load_start[0], 2), round(load_end[0], 2)],
         "concurrency": args.concurrency,
         "model_servers": len(listing.get("model_servers", [None])),
