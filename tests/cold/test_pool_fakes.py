@@ -189,3 +189,32 @@ async def test_a_miss_that_evicts_costs_one_reload_and_one_listing(tmp_path: Pat
         pool.release(lease)
     assert (server.calls - calls, pool.catalog.listings - listings) == (1, 1)
     await pool.stop()
+
+
+async def test_two_model_servers_each_get_their_own_list(tmp_path: Path) -> None:
+    store, servers = FakeStore({n: [1] for n in "abcd"}), [FakeServer(), FakeServer()]
+    servers[1].address = "fake:1"
+    config = PoolConfig(store_uri="fake://store", cache_dir=tmp_path / "cache",
+                        eviction_policy="lru", memory_models=2)
+    pool = ColdPool(config, store, servers)  # type: ignore[arg-type]
+    await pool.start()
+    a = await pool.acquire("a", None)
+    b = await pool.acquire("b", None)
+    assert {a.server, b.server} == {0, 1}  # spread: the emptier server loads
+    assert servers[a.server].loaded == {("a", 1)} and servers[b.server].loaded == {("b", 1)}
+    pool.release(a)
+    pool.release(b)
+    pool.release(await pool.acquire("a", None))  # "b" is now the least recently used
+    calls = [s.calls for s in servers]
+    c = await pool.acquire("c", None)  # evicts "b": with hits balanced, on the victim's server
+    assert c.server == b.server and servers[b.server].loaded == {("c", 1)}
+    assert [s.calls for s in servers] == [n + (i == b.server) for i, n in enumerate(calls)]
+    pool.release(c)
+    for _ in range(20):  # "c"'s server gets busy with hits
+        pool.release(await pool.acquire("c", None))
+    pool.release(await pool.acquire("a", None))  # "c" is now the least recently used
+    d = await pool.acquire("d", None)  # evicts "c", but loads away from the busy server
+    assert d.server == a.server
+    assert servers[a.server].loaded == {("a", 1), ("d", 1)} and servers[c.server].loaded == set()
+    pool.release(d)
+    await pool.stop()
