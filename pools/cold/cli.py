@@ -35,6 +35,8 @@ _FLAGS: list[tuple[str, str, type, str]] = [
      "CPU priority steps below the pool for its model servers (hot servers win the CPU)"),
     ("--model-server-tf-threads", "model_server_tf_threads", int,
      "TensorFlow intra-op threads per model server (default: CPUs / model servers)"),
+    ("--model-server-gc-interval", "model_server_gc_interval_s", float,
+     "seconds between the model servers' collections of unloaded models' memory"),
     ("--eviction-policy", "eviction_policy", str, "eviction policy name (pools.eviction)"),
     ("--model-server-grpc", "model_server_grpc", str,
      "attach to this running model server's gRPC address (host:port)"),
@@ -118,7 +120,8 @@ def start_model_servers(config: PoolConfig) -> list[ModelServerChild]:
     try:
         for _ in range(config.model_servers):
             children.append(ModelServerChild(load_threads=config.max_parallel_loads,
-                                             nice=config.model_server_nice, threads=threads))
+                                             nice=config.model_server_nice, threads=threads,
+                                             gc_interval_s=config.model_server_gc_interval_s))
         for child in children:
             child.wait_ready()
     except BaseException:

@@ -21,7 +21,7 @@ def tf_threads(servers: int, cpus: int | None = None) -> int:
 
 class ModelServerChild:
     def __init__(self, host: str = "127.0.0.1", load_threads: int = 4, nice: int = 0,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, gc_interval_s: float | None = None) -> None:
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.grpc_address = f"{host}:{self.grpc_port}"
         self.rest_url = f"http://{host}:{self.rest_port}"
@@ -29,6 +29,8 @@ class ModelServerChild:
         # of every model each second only takes the GIL from predictions.
         args = ["--port", str(self.grpc_port), "--rest_api_port", str(self.rest_port),
                 "--num_load_threads", str(load_threads), "--file_system_poll_wait_seconds", "0"]
+        if gc_interval_s is not None:
+            args += ["--release_memory_interval_seconds", str(gc_interval_s)]
         if threads:
             # inter-op at least 2: with one thread an op that waits on another can hang.
             args += ["--tensorflow_intra_op_parallelism", str(threads),
