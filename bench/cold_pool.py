@@ -49,6 +49,14 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=16, help="clients replaying the trace")
     p.add_argument("--max-parallel-loads", type=int, default=16)
     p.add_argument("--policy", default=DEFAULT_POLICY)
+    p.add_argument("--probe", action="store_true",
+                   help="one more client asks for the most popular model throughout: "
+                        "its hits' latency while loads run")
+    p.add_argument("--model-servers", type=int, default=None,
+                   help="the pool's model-server processes (default: the pool's)")
+    p.add_argument("--model-server-nice", type=int, default=None,
+                   help="their nice increment (default: the pool's; 0 on a shared machine "
+                        "keeps other people's processes from skewing the figures)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", type=Path, default=None, help="keep logs and cache here")
     return p.parse_args()
@@ -93,16 +101,21 @@ def peak_rss_mb(pid: int) -> dict[str, float]:
             continue
         role = "model-server" if b"model-server" in cmd else "pool"
         for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                out[role] = int(line.split()[1]) / 1024
+            if line.startswith("VmHWM:"):  # summed over the pool's model servers
+                out[role] = out.get(role, 0.0) + int(line.split()[1]) / 1024
     return out
 
 
-async def replay(url: str, trace: list[str], concurrency: int,
-                 error_samples: list[str]) -> list[tuple[str, int, float]]:
-    """(cache: hit/miss/error, status, seconds) per request, in trace order."""
+async def replay(url: str, trace: list[str], concurrency: int, error_samples: list[str],
+                 probe: list[float] | None = None) -> list[tuple[str, int, float]]:
+    """(cache: hit/miss/error, status, seconds) per request, in trace order.
+
+    With `probe`: one more client asks for the trace's most popular model over and over
+    while the trace runs, and `probe` gets the seconds of its hits: hits while loads run.
+    """
     results: list[tuple[str, int, float]] = [("error", 0, 0.0)] * len(trace)
     position = 0
+    popular = max(set(trace), key=trace.count)
     limits = httpx.Limits(max_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
         async def worker() -> None:
@@ -123,7 +136,17 @@ async def replay(url: str, trace: list[str], concurrency: int,
                 if (i + 1) % 1000 == 0:
                     print(f"  {i + 1} requests", flush=True)
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        async def prober(times: list[float]) -> None:
+            async with httpx.AsyncClient(base_url=url, timeout=120) as own:
+                while position < len(trace):
+                    started = time.perf_counter()
+                    r = await own.post(f"/v1/models/{popular}:predict", json={"instances": XS})
+                    if r.headers.get("X-Tierserve-Cache") == "hit":
+                        times.append(time.perf_counter() - started)
+                    await asyncio.sleep(0.02)
+
+        probing = [] if probe is None else [prober(probe)]
+        await asyncio.gather(*(worker() for _ in range(concurrency)), *probing)
     return results
 
 
@@ -146,6 +169,65 @@ def _mean_ms(listing: dict[str, Any], field: str) -> float | None:
     """The pool's own last-measured download or load time per model version, averaged."""
     values = [m[field] for m in listing["models"] if m.get(field) is not None]
     return round(statistics.fmean(values) * 1000, 1) if values else None
+
+
+def pool_options(args: argparse.Namespace) -> list[str]:
+    out: list[str] = []
+    if args.model_servers is not None:
+        out += ["--model-servers", str(args.model_servers)]
+    if args.model_server_nice is not None:
+        out += ["--model-server-nice", str(args.model_server_nice)]
+    return out
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text -> {series: value} (labels kept in the name)."""
+    out: dict[str, float] = {}
+    for line in httpx.get(url, timeout=30).text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
+
+
+def miss_breakdown(url: str, listing: dict[str, Any]) -> dict[str, Any]:
+    """Mean ms and count per phase of a miss (the pool's histogram), and TF's own load
+    time inside the model servers."""
+    series = scrape(f"{url}/metrics")
+    phases: dict[str, Any] = {}
+    for name, value in series.items():
+        if name.startswith("tierserve_pool_miss_phase_seconds_sum"):
+            phase = name.split('phase="')[1].split('"')[0]
+            count = series[name.replace("_sum", "_count")]
+            if count:
+                phases[phase] = {"mean_ms": round(value / count * 1000, 1), "count": int(count)}
+    total = count = 0.0
+    for server in listing.get("model_servers", [listing["model_server"]]):
+        ms = scrape(f"{server['rest']}/monitoring/prometheus/metrics")
+        total += ms.get("tierserve_model_server_model_load_seconds_sum", 0.0)
+        count += ms.get("tierserve_model_server_model_load_seconds_count", 0.0)
+    if count:
+        phases["tf_load_in_server"] = {"mean_ms": round(total / count * 1000, 1),
+                                       "count": int(count)}
+    return phases
+
+
+def hit_overhead(url: str, listing: dict[str, Any], model: str, n: int = 300) -> dict[str, float]:
+    """p50/p99 of `n` sequential predicts of one loaded model, through the pool and
+    straight to the model server holding it, interleaved (no loads running)."""
+    servers = listing.get("model_servers", [listing["model_server"]])
+    entry = next(m for m in listing["models"] if m["model"] == model and m["loaded"])
+    direct_url = servers[entry.get("server") or 0]["rest"]
+    body = {"instances": XS}
+    times: dict[str, list[float]] = {"pool": [], "direct": []}
+    with httpx.Client(timeout=30) as client:
+        for _ in range(n):
+            for kind, base in (("pool", url), ("direct", direct_url)):
+                started = time.perf_counter()
+                client.post(f"{base}/v1/models/{model}:predict", json=body).raise_for_status()
+                times[kind].append(time.perf_counter() - started)
+    return {f"{kind}_{q}_ms": round(pct(values, level) * 1000, 2)
+            for kind, values in times.items() for q, level in (("p50", 0.5), ("p99", 0.99))}
 
 
 def main() -> None:
@@ -172,15 +254,22 @@ def main() -> None:
                               "--memory-models", str(args.memory_models),
                               "--disk-models", str(args.disk_models),
                               "--max-parallel-loads", str(args.max_parallel_loads),
-                              "--eviction-policy", args.policy, "--log-level", "warning"),
+                              "--eviction-policy", args.policy, "--log-level", "warning",
+                              *pool_options(args)),
             f"http://127.0.0.1:{port}/healthz", log_path=work / "pool.log", env=env)
         pool.wait_ready(timeout=180)
         url = f"http://127.0.0.1:{port}"
+        load_start = os.getloadavg()
         started = time.monotonic()
         error_samples: list[str] = []
-        results = asyncio.run(replay(url, trace, args.concurrency, error_samples))
+        probe: list[float] | None = [] if args.probe else None
+        results = asyncio.run(replay(url, trace, args.concurrency, error_samples, probe))
         elapsed = time.monotonic() - started
+        load_end = os.getloadavg()
         listing = httpx.get(f"{url}/admin/models", timeout=60).json()
+        breakdown = miss_breakdown(url, listing)
+        popular = max(set(trace), key=trace.count)
+        overhead = hit_overhead(url, listing, popular)
         rss = peak_rss_mb(pool.pid)
     finally:
         if pool is not None:
@@ -205,7 +294,14 @@ def main() -> None:
         "pool_mean_download_ms": _mean_ms(listing, "download_time_s"),
         "pool_mean_load_ms": _mean_ms(listing, "load_time_s"),
         "pool_totals": listing["totals"],
+        "miss_phases": breakdown,
+        "hit_overhead_no_loads": overhead,
+        "probe_hits_while_loading": None if probe is None else {
+            "count": len(probe), "p50_ms": round(pct(probe, 0.5) * 1000, 2),
+            "p99_ms": round(pct(probe, 0.99) * 1000, 2)},
+        "load_average_start_end": [round(load_start[0], 2), round(load_end[0], 2)],
         "concurrency": args.concurrency,
+        "model_servers": len(listing.get("model_servers", [None])),
         "error_samples": error_samples,
     }
     print(json.dumps(figures, indent=2))

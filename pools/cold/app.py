@@ -8,7 +8,7 @@ base.forwarding's (the router's too).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
@@ -37,8 +37,10 @@ def parse_path(path: str, method: str) -> ModelPath:
     return call
 
 
-def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
+def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
+    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`."""
     poller = StorePoller(pool)
+    rest_urls = [rest_url] if isinstance(rest_url, str) else list(rest_url)
     state: dict[str, http1.Client] = {}
 
     @asynccontextmanager
@@ -53,7 +55,6 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
             await poller.stop()
             await pool.stop()
             await state["http"].aclose()
-            await pool.client.close()
 
     app = FastAPI(title="tierserve cold pool", lifespan=lifespan)
     app.state.pool = pool
@@ -66,8 +67,8 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
         pinned = None if call.kind == "status" and call.version is None else version
         path = call.with_target(model, pinned, None).render()
         # Once more if the server dropped a kept-alive connection as we reused it.
-        answer = await forwarding.forward(state["http"], request.method, rest_url, path,
-                                          await request.body(),
+        answer = await forwarding.forward(state["http"], request.method,
+                                          rest_urls[lease.server], path, await request.body(),
                                           forwarding.wanted_headers(request.headers.raw),
                                           attempts=2)
         headers = {"X-Tierserve-Pool": "cold", "X-Tierserve-Cache": "hit" if lease.hit else "miss",
@@ -86,8 +87,9 @@ def create_app(pool: ColdPool, rest_url: str) -> FastAPI:
 
     @app.get("/admin/models")
     async def admin_list() -> dict[str, object]:
-        return {**pool.listing(),
-                "model_server": {"grpc": pool.client.address, "rest": rest_url}}
+        servers = [{"grpc": b.client.address, "rest": url}
+                   for b, url in zip(pool.servers.backends, rest_urls, strict=True)]
+        return {**pool.listing(), "model_server": servers[0], "model_servers": servers}
 
     @app.post("/admin/models/{model}/load")
     async def admin_load(model: str, version: int | None = None,

@@ -8,8 +8,14 @@ in two tiers kept under separate bounds:
 
 Every state but ABSENT counts toward its tier's bounds, so room is taken when
 a download or load is *planned*, not when it ends, and a bound is never
-exceeded. `plan_room` answers "may this start now, and if not, whom to evict";
-the choice among the evictable is the EvictionPolicy's. An entry with a
+exceeded. One exception: an UNLOADING model no longer counts in memory. It has
+left the model server's desired list, so every reload from then on (the one
+that loads its successor included) leaves it out, and the server unloads what
+a reload leaves out before it loads what the reload adds: the successor and
+its victim share one reload instead of waiting for each other.
+
+`plan_room` answers "may this start now, and if not, whom to evict"; the
+choice among the evictable is the EvictionPolicy's. An entry with a
 request in flight or a pipeline working on it (`busy`) is never a victim.
 """
 
@@ -90,7 +96,9 @@ class Entry:
         return (self.model, self.version)
 
     def in_tier(self, tier: Tier) -> bool:
-        return (self.mem if tier is Tier.MEMORY else self.disk) != "absent"
+        if tier is Tier.MEMORY:
+            return self.mem not in (Mem.ABSENT, Mem.UNLOADING)
+        return self.disk is not Disk.ABSENT
 
     def freeing(self, tier: Tier) -> bool:
         return self.mem is Mem.UNLOADING if tier is Tier.MEMORY else self.disk is Disk.DELETING

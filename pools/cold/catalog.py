@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from base.errors import NotFound
@@ -26,9 +27,11 @@ class Listing:
 
 
 class Catalog:
-    def __init__(self, store: ModelStore, ttl: float) -> None:
+    def __init__(self, store: ModelStore, ttl: float,
+                 on_list: Callable[[float], None] | None = None) -> None:
         self.store = store
         self.ttl = ttl
+        self._on_list = on_list or (lambda _seconds: None)
         self._listings: dict[str, Listing] = {}
         self._flights: SingleFlight[str, list[int]] = SingleFlight()
         self.listings = 0
@@ -53,10 +56,13 @@ class Catalog:
 
     async def _list(self, model: str) -> list[int]:
         self.listings += 1
+        started = time.monotonic()
         try:
             versions = await asyncio.to_thread(self.store.list_versions, model)
         except NotFound:
             versions = []
+        finally:
+            self._on_list(time.monotonic() - started)
         self._listings[model] = Listing(versions, time.monotonic())
         return versions
 

@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from pools.cold.config import PoolConfig
+
+if TYPE_CHECKING:
+    from pools.cold.modelserver_proc import ModelServerChild
 
 # flag -> PoolConfig field; a flag left out falls back to TIERSERVE_POOL_<FIELD>, then defaults.
 _FLAGS: list[tuple[str, str, type, str]] = [
@@ -30,6 +34,21 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--store-poll", "store_poll_s", float,
      "seconds between store listings, live reload (default 30)"),
     ("--max-parallel-loads", "max_parallel_loads", int, "downloads+loads at once (default 4)"),
+    ("--max-queued-per-model", "max_queued_per_model", int,
+     "requests waiting for one model's load; past it, 503 at once (default 256)"),
+    ("--max-queued", "max_queued", int,
+     "requests waiting for any load; past it, 503 at once (default 1024)"),
+    ("--model-servers", "model_servers", int,
+     "model-server processes the pool starts; predictions in one never wait for a load "
+     "in another (default 2)"),
+    ("--model-server-nice", "model_server_nice", int,
+     "CPU priority steps below the pool for its model servers, so hot servers win the CPU "
+     "(default 5)"),
+    ("--model-server-tf-threads", "model_server_tf_threads", int,
+     "TensorFlow intra-op threads per model server (default: CPUs / model servers)"),
+    ("--model-server-gc-interval", "model_server_gc_interval_s", float,
+     "seconds between the model servers' collections of unloaded models' memory "
+     "(default: the model server's, 10 s)"),
     ("--eviction-policy", "eviction_policy", str,
      "eviction policy name in pools.eviction (default: its recommended one)"),
     ("--model-server-grpc", "model_server_grpc", str,
@@ -89,40 +108,60 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError as exc:
         print(settings_error(exc), file=sys.stderr)
         return 2
-    child = None
+    children: list[ModelServerChild] = []
     died: list[int] = []
     servers: list[uvicorn.Server] = []
-    if config.attached:
-        grpc_address, rest_url = str(config.model_server_grpc), str(config.model_server_rest)
-    else:
-        from pools.cold.modelserver_proc import ModelServerChild
 
-        child = ModelServerChild(load_threads=config.max_parallel_loads).wait_ready()
-        grpc_address, rest_url = child.grpc_address, child.rest_url
+    def on_child_exit(code: int) -> None:
+        # Without its model servers the pool can only answer 503: stop (exit 1) so that
+        # whatever supervises it restarts it. The disk cache survives the restart.
+        logging.getLogger(__name__).error(
+            "the pool's model server exited with %s; stopping the pool", code)
+        died.append(code)
+        for server in servers:
+            server.should_exit = True  # uvicorn's graceful shutdown, checked every 0.1 s
 
-        def on_child_exit(code: int) -> None:
-            # Without its model server the pool can only answer 503: stop (exit 1) so that
-            # whatever supervises it restarts it. The disk cache survives the restart.
-            logging.getLogger(__name__).error(
-                "the pool's model server exited with %s; stopping the pool", code)
-            died.append(code)
-            for server in servers:
-                server.should_exit = True  # uvicorn's graceful shutdown, checked every 0.1 s
-
-        child.watch(on_child_exit)
     try:
+        if config.attached:
+            addresses = [(str(config.model_server_grpc), str(config.model_server_rest))]
+        else:
+            children.extend(start_model_servers(config))
+            addresses = [(c.grpc_address, c.rest_url) for c in children]
+            for child in children:
+                child.watch(on_child_exit)
         from pools.cold.app import create_app
         from pools.cold.modelserver_client import ModelServerClient
         from pools.cold.pool import ColdPool
         from pools.store import open_store
 
-        pool = ColdPool(config, open_store(config.store_uri), ModelServerClient(grpc_address))
+        pool = ColdPool(config, open_store(config.store_uri),
+                        [ModelServerClient(grpc) for grpc, _ in addresses])
         servers.append(uvicorn.Server(uvicorn.Config(
-            create_app(pool, rest_url), host=config.host, port=config.port,
-            log_level="warning", lifespan="on")))
+            create_app(pool, [rest for _, rest in addresses]), host=config.host,
+            port=config.port, log_level="warning", lifespan="on")))
         if not died:
             servers[0].run()
     finally:
-        if child is not None:
+        for child in children:
             child.stop()
     return 1 if died else 0
+
+
+def start_model_servers(config: PoolConfig) -> list[ModelServerChild]:
+    """The pool's own model servers, started side by side, each ready."""
+    from pools.cold.modelserver_proc import ModelServerChild, tf_threads
+
+    threads = config.model_server_tf_threads or tf_threads(config.model_servers)
+    children: list[ModelServerChild] = []
+    try:
+        for _ in range(config.model_servers):
+            children.append(ModelServerChild(load_threads=config.max_parallel_loads,
+                                             nice=config.model_server_nice, threads=threads,
+                                             gc_interval_s=config.model_server_gc_interval_s))
+        for child in children:
+            child.wait_ready()
+    except BaseException:
+        for child in children:
+            child.stop()
+        raise
+    return children

@@ -33,6 +33,20 @@ class PoolConfig(BaseSettings):
     failure_ttl_s: float = Field(default=60.0, ge=0)
     store_poll_s: float = Field(default=30.0, gt=0)
     max_parallel_loads: int = Field(default=4, ge=1)
+    # Misses waiting for loads, bounded: past a bound, or when the queue and the measured
+    # load time say load_wait cannot be met, a miss gets 503 + Retry-After at once.
+    max_queued_per_model: int = Field(default=256, ge=1)
+    max_queued: int = Field(default=1024, ge=1)
+
+    # The pool's own model servers (unless attached): several, so that predictions in one
+    # do not wait behind a load in another; started with a lower CPU priority (nice) than
+    # hot servers, and TensorFlow's thread pools sized to the CPUs each really gets.
+    model_servers: int = Field(default=2, ge=1, le=16)
+    model_server_nice: int = Field(default=5, ge=0, le=19)
+    model_server_tf_threads: int | None = Field(default=None, ge=1)
+    # Seconds between the model servers' collections of unloaded models' memory (None:
+    # their default, 10 s). Each stalls the server's predictions; every 2 s measured worse.
+    model_server_gc_interval_s: float | None = Field(default=None, gt=0)
     eviction_policy: str = Field(default_factory=default_policy)
 
     # Attach to a running TF-Serving-compatible server instead of starting one.

@@ -1,9 +1,14 @@
 """The miss path: make room, download (if not on disk), load; and the ways out (unload, delete).
 
 All state lives in `Cache` and changes only on the event loop; blocking work
-(store, file system) runs in threads and the model server is driven over
-grpc.aio through the one `ConfigSender`. Room is planned and taken with no
+(store, file system) runs in threads and each model server is driven over
+grpc.aio through its one `ConfigSender`. Room is planned and taken with no
 await in between, so two pipelines can never both take the last slot.
+
+A miss costs one reload call: memory room is made once the files are on disk,
+and the victims' unload travels in the same reload as the load (see
+`pools.cold.cache`). A reload that succeeded has loaded its new models (TF
+Serving's contract), so the status is asked only when it failed.
 """
 
 from __future__ import annotations
@@ -22,12 +27,12 @@ from base.errors import (
     Unavailable,
 )
 from pools.cold import disk
+from pools.cold.admission import Ewma
 from pools.cold.cache import Cache, Disk, Key, Mem, Tier, key_str
 from pools.cold.config import PoolConfig
 from pools.cold.flight import SingleFlight
 from pools.cold.metrics import PoolMetrics
-from pools.cold.modelserver_client import ModelServerClient
-from pools.cold.sender import ConfigSender
+from pools.cold.servers import Servers
 from pools.store import ModelStore
 
 log = logging.getLogger(__name__)
@@ -61,24 +66,37 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class Loader:
-    def __init__(self, config: PoolConfig, cache: Cache, store: ModelStore,
-                 client: ModelServerClient, sender: ConfigSender, metrics: PoolMetrics,
-                 changes: Changes) -> None:
+    def __init__(self, config: PoolConfig, cache: Cache, store: ModelStore, servers: Servers,
+                 metrics: PoolMetrics, changes: Changes) -> None:
         self.config = config
         self.cache = cache
         self.store = store
-        self.client = client
-        self.sender = sender
+        self.servers = servers
         self.metrics = metrics
         self.changes = changes
         self.cache_dir: Path = config.cache_dir
         self.flights: SingleFlight[Key, None] = SingleFlight()
+        self.pending: dict[Key, None] = {}  # pipelines not yet done, oldest first
+        self.load_time = Ewma()  # seconds a pipeline holds its slot, measured side by side
         self._slots = asyncio.Semaphore(config.max_parallel_loads)
         self._background: set[asyncio.Task[None]] = set()
 
     def ensure(self, key: Key) -> asyncio.Task[None]:
         """The one task that gets `key` loaded (started if none runs)."""
-        return self.flights.task(key, lambda: self._pipeline(key))
+        if self.flights.running(key):
+            return self.flights.task(key, lambda: self._pipeline(key))
+        self.pending[key] = None  # its place in the queue, from now on
+        task = self.flights.task(key, lambda: self._pipeline(key))
+        task.add_done_callback(lambda _: None if self.flights.running(key)
+                               else self.pending.pop(key, None))
+        return task
+
+    def position(self, key: Key) -> int | None:
+        """`key`'s place among the pending pipelines (0: the oldest), None if not pending."""
+        for i, pending in enumerate(self.pending):
+            if pending == key:
+                return i
+        return None
 
     async def close(self) -> None:
         await self.flights.cancel_all()
@@ -91,25 +109,21 @@ class Loader:
     async def _pipeline(self, key: Key) -> None:
         cache = self.cache
         cache.hold(key)
+        queued = time.monotonic()
         try:
             async with self._slots:
+                started = time.monotonic()
+                self._phase("slot", started - queued)
                 e = cache.entry(key)
                 await self._until(lambda: e.mem in (Mem.ABSENT, Mem.LOADED)
                                   and e.disk in (Disk.ABSENT, Disk.PRESENT))
                 if e.mem is Mem.LOADED:
                     return
-                size = e.size_bytes if e.disk is Disk.PRESENT else await self._size(key)
-                await self._make_room(Tier.MEMORY, key, size)
-                cache.reserve_memory(key, size)
                 try:
-                    if e.disk is not Disk.PRESENT:
-                        await self._download(key, size)
-                    await self._load(key)
-                except BaseException:
-                    if e.mem in (Mem.RESERVED, Mem.LOADING):
-                        cache.abort_load(key)
-                        self.sender.remove(*key)
-                    raise
+                    await self._fetch_and_load(key)
+                finally:
+                    self.metrics.load_busy_seconds.inc(time.monotonic() - started)
+                self.load_time.add(time.monotonic() - started)
         except TierserveError as exc:
             if not is_transient(exc):
                 cache.record_failure(key, exc.code_name, exc.message, time.monotonic(),
@@ -118,6 +132,33 @@ class Loader:
         finally:
             cache.release(key)
             self.changes.notify()
+
+    async def _fetch_and_load(self, key: Key) -> None:
+        cache = self.cache
+        e = cache.entry(key)
+        if e.disk is not Disk.PRESENT:
+            size = await self._size(key)
+            self._check_fits(Tier.MEMORY, key, size)  # before downloading what cannot load
+            await self._download(key, size)
+        started = time.monotonic()
+        victims = await self._make_room(Tier.MEMORY, key, e.size_bytes)
+        self._phase("room", time.monotonic() - started)
+        server = self.servers.place(key, victims)
+        cache.reserve_memory(key, e.size_bytes)
+        try:
+            await self._load(key, server, victims)
+        except BaseException:
+            if e.mem in (Mem.RESERVED, Mem.LOADING):
+                cache.abort_load(key)
+                self.servers.backends[server].sender.remove(*key)
+                self.servers.forget(key)
+            raise
+
+    def _check_fits(self, tier: Tier, key: Key, size: int) -> None:
+        bounds = self.cache.bounds(tier)
+        if not bounds.fits(1, size):
+            raise ResourceExhausted(f"{key_str(key)} needs {size} bytes; the {tier} bound is "
+                                    f"{bounds.models} models, {bounds.bytes} bytes")
 
     async def _size(self, key: Key) -> int:
         """Bytes to reserve before downloading; with count bounds only, no store call."""
@@ -145,15 +186,37 @@ class Loader:
         self.cache.finish_download(key, actual, seconds, time.monotonic())
         self.metrics.downloads.inc()
         self.metrics.download_seconds.observe(seconds)
+        self._phase("download", seconds)
         self.changes.notify()
 
-    async def _load(self, key: Key) -> None:
+    async def _load(self, key: Key, server: int, victims: list[Key]) -> None:
         model, version = key
+        backend = self.servers.backends[server]
         self.cache.start_load(key)
-        self.sender.add(model, version)
+        backend.sender.add(model, version)
         started = time.monotonic()
-        error = await self.sender.push()
-        status = await self.client.wait_for(model, version, lambda s: s.settled, LOAD_CONFIRM_S)
+        backend.loading += 1
+        try:
+            # One reload carries the load and the unload of the victims on this server.
+            reload = asyncio.ensure_future(backend.sender.push())
+            for victim in victims:
+                same = self.servers.index(victim) == server
+                self._spawn(self._end_unload(victim, reload if same else None))
+            error = await asyncio.shield(reload)
+        finally:
+            backend.loading -= 1
+        self._phase("reload", time.monotonic() - started)
+        if error is None:
+            seconds = time.monotonic() - started
+            self.cache.finish_load(key, seconds, time.monotonic())
+            self.metrics.loads.inc()
+            self.metrics.load_seconds.observe(seconds)
+            return
+        # The reload failed, maybe for another model in the list: ask for ours.
+        confirm = time.monotonic()
+        status = await backend.client.wait_for(model, version, lambda s: s.settled,
+                                               LOAD_CONFIRM_S)
+        self._phase("confirm", time.monotonic() - confirm)
         if status.state == "AVAILABLE":
             seconds = time.monotonic() - started
             self.cache.finish_load(key, seconds, time.monotonic())
@@ -169,25 +232,36 @@ class Loader:
         self.metrics.failures.labels("load").inc()
         # The files may be what is broken: drop them so the next try downloads afresh.
         self.cache.abort_load(key)
-        self.sender.remove(model, version)
-        await self.sender.push()
+        backend.sender.remove(model, version)
+        self.servers.forget(key)
+        await backend.sender.push()
         await self._delete_files(key, evicted=False)
         raise failure
 
+    def _phase(self, name: str, seconds: float) -> None:
+        self.metrics.miss_phases.labels(name).observe(seconds)
+
     # -- room -----------------------------------------------------------------------------
 
-    async def _make_room(self, tier: Tier, key: Key, size: int) -> None:
-        """Return once `key` fits in `tier`; the caller takes the room before any await."""
+    async def _make_room(self, tier: Tier, key: Key, size: int) -> list[Key]:
+        """Return once `key` fits in `tier`; the caller takes the room before any await.
+
+        Memory victims are returned, unloading but not yet sent: the caller's reload
+        carries them. Disk victims are deleted in the background.
+        """
         while True:
             plan = self.cache.plan_room(tier, key, size)
             if plan.never:
                 raise ResourceExhausted(plan.never)
             if plan.fits:
-                return
+                return []
             # Victims change state here, before any await, so the next plan sees them leaving.
             if tier is Tier.MEMORY and plan.victims:
                 self._begin_unload(list(plan.victims), evicted=True)
-                self._spawn(self._end_unload(list(plan.victims)))
+                if self.cache.plan_room(tier, key, size).fits:
+                    return list(plan.victims)
+                for victim in plan.victims:  # never: the plan freed enough; but stay safe
+                    self._spawn(self._end_unload(victim))
             for victim in plan.victims if tier is Tier.DISK else ():
                 self._begin_delete(victim, evicted=True)
                 self._spawn(self._end_delete(victim))
@@ -200,28 +274,34 @@ class Loader:
 
     # -- the ways out ---------------------------------------------------------------------
 
-    async def _unload(self, keys: list[Key], evicted: bool) -> None:
-        self._begin_unload(keys, evicted)
-        await self._end_unload(keys)
+    async def _unload(self, key: Key, evicted: bool) -> None:
+        self._begin_unload([key], evicted)
+        await self._end_unload(key)
 
     def _begin_unload(self, keys: list[Key], evicted: bool) -> None:
         for key in keys:
             self.cache.start_unload(key, evicted=evicted)
-            self.sender.remove(*key)
+            self.servers.of(key).sender.remove(*key)
             if evicted:
                 self.metrics.evictions.labels(Tier.MEMORY.value).inc()
 
-    async def _end_unload(self, keys: list[Key]) -> None:
-        """Send the list without them, see them gone from the server, then free their room."""
+    async def _end_unload(self, key: Key,
+                          reload: asyncio.Future[BaseException | None] | None = None) -> None:
+        """Wait for a reload without `key` (the given one, else our own), then let it load
+        again or leave the disk. Only a failed reload costs status calls to see it gone."""
+        backend = self.servers.of(key)
         try:
-            await self.sender.push()
-            for model, version in keys:
-                await self.client.wait_for(model, version, lambda s: s.gone, UNLOAD_CONFIRM_S)
+            if reload is None:
+                error = await backend.sender.push()
+            else:
+                error = await asyncio.shield(reload)
+            if error is not None:
+                await backend.client.wait_for(*key, lambda s: s.gone, UNLOAD_CONFIRM_S)
         except TierserveError as exc:
-            log.warning("confirming the unload of %s: %s", [key_str(k) for k in keys], exc)
+            log.warning("confirming the unload of %s: %s", key_str(key), exc)
         finally:
-            for key in keys:
-                self.cache.finish_unload(key)
+            self.cache.finish_unload(key)
+            self.servers.forget(key)
             self.changes.notify()
 
     async def _delete_files(self, key: Key, evicted: bool) -> None:
@@ -249,7 +329,7 @@ class Loader:
                 return True
             idle = not e.pinned()
             if e.mem is Mem.LOADED and idle:
-                await self._unload([key], evicted=False)
+                await self._unload(key, evicted=False)
                 continue
             if e.mem is Mem.ABSENT and (not delete_files or e.disk is Disk.ABSENT):
                 return True

@@ -33,10 +33,24 @@ class PoolMetrics:
                                 ["stage"], registry=r)
         self.load_waits = Counter("tierserve_pool_load_wait_timeouts",
                                   "Requests answered 503 after waiting load_wait", registry=r)
+        # Saturation: rate(busy seconds) is load-seconds per second, at most max_parallel_loads.
+        self.load_busy_seconds = Counter(
+            "tierserve_pool_load_busy_seconds",
+            "Seconds spent in downloads+loads, summed over the loads running side by side",
+            registry=r)
+        self.shed = Counter("tierserve_pool_shed",
+                            "Misses answered 503 at once: their wait could not end in time "
+                            "(too_slow) or a queue was full (queue, model_queue)", ["reason"],
+                            registry=r)
+        self.miss_phases = Histogram("tierserve_pool_miss_phase_seconds",
+                                     "Where a miss's time goes, by phase", ["phase"],
+                                     buckets=_SECONDS, registry=r)
         for tier in Tier:
             self.evictions.labels(tier.value)
         for stage in ("download", "load", "remembered"):
             self.failures.labels(stage)
+        for reason in ("too_slow", "queue", "model_queue"):
+            self.shed.labels(reason)
 
         def gauge(name: str, doc: str, fn: Callable[[Cache], float]) -> None:
             Gauge(name, doc, registry=r).set_function(lambda: fn(cache()))
@@ -51,3 +65,7 @@ class PoolMetrics:
               lambda c: c.usage(Tier.DISK).bytes)
         gauge("tierserve_pool_in_flight", "Requests being served or waiting for a load",
               lambda c: sum(e.in_flight for e in c.entries.values()))
+
+    def watch(self, name: str, doc: str, fn: Callable[[], float]) -> None:
+        """A gauge read from the pool when scraped."""
+        Gauge(name, doc, registry=self.registry).set_function(fn)

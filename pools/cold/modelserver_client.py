@@ -70,6 +70,7 @@ class ModelServerClient:
         self.address = grpc_address
         self._channel: grpc.aio.Channel | None = None
         self._service: model_service_pb2_grpc.ModelServiceStub | None = None
+        self.status_calls = 0
 
     @property
     def _stub(self) -> model_service_pb2_grpc.ModelServiceStub:
@@ -97,6 +98,7 @@ class ModelServerClient:
             raise from_grpc_code(code, response.status.error_message)
 
     async def status(self, model: str, version: int) -> VersionStatus:
+        self.status_calls += 1
         request = get_model_status_pb2.GetModelStatusRequest()
         request.model_spec.name = model
         request.model_spec.version.value = version

@@ -1,72 +1,66 @@
-"""The cold pool's own `tierserve model-server` child, empty, on free loopback ports."""
+"""The cold pool's own `tierserve model-server` children, empty, on free loopback ports.
+
+Each is a `ServerProcess` (own process group, SIGTERM then SIGKILL) that dies with
+the pool, runs `nice` steps below it so that hot model servers win the CPU, and
+writes its log into the pool's.
+"""
 
 from __future__ import annotations
 
-import ctypes
-import signal
-import subprocess
+import os
 import threading
-import time
 from collections.abc import Callable
 
-import httpx
-
-from base.procs import free_port, tierserve_command
-
-PR_SET_PDEATHSIG = 1
+from base.procs import ServerProcess, free_port, tierserve_command
+from pools.model_server.command import model_server_args
 
 
-def _die_with_parent() -> None:
-    # Linux: the child gets SIGTERM when the pool dies, even by SIGKILL.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
+def tf_threads(servers: int, cpus: int | None = None) -> int:
+    """TensorFlow threads per model server: the CPUs each one really gets, at least 1."""
+    return max(1, (cpus or os.cpu_count() or 1) // max(1, servers))
 
 
 class ModelServerChild:
-    def __init__(self, host: str = "127.0.0.1", load_threads: int = 4) -> None:
+    def __init__(self, host: str = "127.0.0.1", load_threads: int = 4, nice: int = 0,
+                 threads: int | None = None, gc_interval_s: float | None = None) -> None:
         self.grpc_port, self.rest_port = free_port(), free_port()
         self.grpc_address = f"{host}:{self.grpc_port}"
         self.rest_url = f"http://{host}:{self.rest_port}"
-        # Same process group as the pool: stopping the pool's group stops it too.
-        self.proc = subprocess.Popen(
-            tierserve_command("model-server", "--port", str(self.grpc_port),
-                              "--rest_api_port", str(self.rest_port),
-                              "--num_load_threads", str(load_threads)),
-            preexec_fn=_die_with_parent)
+        # No file-system polling: the pool names exact versions in each reload, and a sync
+        # of every model each second only takes the GIL from predictions.
+        extra = [f"--num_load_threads={load_threads}", "--file_system_poll_wait_seconds=0"]
+        if gc_interval_s is not None:
+            extra.append(f"--release_memory_interval_seconds={gc_interval_s}")
+        # inter-op at least 2: with one thread an op that waits on another can hang.
+        args = model_server_args(port=self.grpc_port, rest_api_port=self.rest_port,
+                                 intra_op_threads=threads or None,
+                                 inter_op_threads=max(2, threads) if threads else None,
+                                 extra=extra)
+        self.process = ServerProcess(
+            tierserve_command("model-server", *args),
+            f"{self.rest_url}/v1/models/readiness-probe", nice=nice, die_with_parent=True,
+            inherit_output=True)
         self._stopping = False
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
     def watch(self, on_exit: Callable[[int], None]) -> None:
         """Call `on_exit(returncode)` from a thread if the server dies (not when stopped)."""
 
         def wait() -> None:
-            code = self.proc.wait()
+            code = self.process.proc.wait()
             if not self._stopping:
                 on_exit(code)
 
         threading.Thread(target=wait, name="model-server-watch", daemon=True).start()
 
     def wait_ready(self, timeout: float = 120.0) -> ModelServerChild:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"model server exited with {self.proc.returncode}")
-            try:
-                # Any answer (404 for an unknown model) means the REST port is up.
-                httpx.get(f"{self.rest_url}/v1/models/readiness-probe", timeout=2.0)
-                return self
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        self.stop()
-        raise TimeoutError(f"model server not ready after {timeout}s")
+        # Any answer (404 for an unknown model) means the REST port is up.
+        self.process.wait_ready(timeout, expect=(404,))
+        return self
 
     def stop(self, timeout: float = 15.0) -> None:
         self._stopping = True
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        self.process.stop(timeout)

@@ -6,6 +6,11 @@
 - A version (or a whole model) gone from the store: no new request gets it;
   it is unloaded once idle and its files are deleted.
 An unreachable store skips the round: what is loaded keeps serving.
+
+Each round lists the models in memory; models only on disk are listed every
+`DISK_EVERY` rounds (one listing per model: hundreds of them every round cost
+more than the files of a deleted model left on disk a little longer, and a
+miss lists a stale model anyway).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from pools.cold.cache import Disk, Key, Mem
 from pools.cold.pool import ColdPool
 
 log = logging.getLogger(__name__)
+
+DISK_EVERY = 10
 
 
 class StorePoller:
@@ -42,17 +49,17 @@ class StorePoller:
         while True:
             await asyncio.sleep(self.pool.config.store_poll_s)
             try:
-                await self.poll_once()
+                await self.poll_once(with_disk=self.rounds % DISK_EVERY == 0)
                 await asyncio.to_thread(self.pool.save_state)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("store poll failed")
 
-    async def poll_once(self) -> None:
+    async def poll_once(self, with_disk: bool = True) -> None:
         cache = self.pool.cache
         held = sorted({e.model for e in cache.entries.values()
-                       if e.mem is not Mem.ABSENT or e.disk is not Disk.ABSENT})
+                       if e.mem is not Mem.ABSENT or (with_disk and e.disk is not Disk.ABSENT)})
         for model in held:
             try:
                 versions = await self.pool.catalog.refresh(model)

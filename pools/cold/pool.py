@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -17,13 +18,14 @@ from typing import Any
 from base.errors import NotFound, Unavailable, from_code_name
 from base.names import check_model_name
 from pools.cold import disk
+from pools.cold.admission import Limits, Queue, decide
 from pools.cold.cache import Bounds, Cache, Disk, Entry, Key, Mem, Tier
 from pools.cold.catalog import Catalog
 from pools.cold.config import PoolConfig
 from pools.cold.loader import Changes, Loader
 from pools.cold.metrics import PoolMetrics
 from pools.cold.modelserver_client import ModelServerClient
-from pools.cold.sender import ConfigSender
+from pools.cold.servers import Servers
 from pools.eviction import make_policy
 from pools.store import ModelStore
 
@@ -36,13 +38,16 @@ class Lease:
 
     key: Key
     hit: bool
+    server: int = 0  # which of the pool's model servers holds it
 
 
 class ColdPool:
-    def __init__(self, config: PoolConfig, store: ModelStore, client: ModelServerClient) -> None:
+    def __init__(self, config: PoolConfig, store: ModelStore,
+                 clients: ModelServerClient | Sequence[ModelServerClient]) -> None:
         self.config = config
         self.store = store
-        self.client = client
+        self.servers = Servers(list(clients) if isinstance(clients, Sequence) else [clients],
+                               lambda m: str(config.cache_dir / m))
         self.cache = Cache(
             Bounds(config.memory_models, config.memory_bytes),
             Bounds(config.disk_models, config.disk_bytes),
@@ -50,12 +55,29 @@ class ColdPool:
             make_policy(config.eviction_policy, capacity=config.disk_models or 0))
         self.metrics = PoolMetrics(lambda: self.cache)
         self.changes = Changes()
-        self.sender = ConfigSender(client.reload, lambda m: str(config.cache_dir / m))
-        self.catalog = Catalog(store, config.store_poll_s)
-        self.loader = Loader(config, self.cache, store, client, self.sender, self.metrics,
+        self.catalog = Catalog(store, config.store_poll_s,
+                               on_list=self.metrics.miss_phases.labels("listing").observe)
+        self.loader = Loader(config, self.cache, store, self.servers, self.metrics,
                              self.changes)
         self.current: dict[str, int] = {}  # model -> the version "latest" requests get
         self.gone: set[Key] = set()  # deleted from the store, on their way out
+        self.waiting: dict[Key, int] = {}  # requests waiting for a load, per model version
+        self.shed = 0  # misses answered 503 at once
+        self.limits = Limits(config.load_wait_s, config.max_parallel_loads,
+                             config.max_queued_per_model, config.max_queued)
+        self.metrics.watch("tierserve_pool_queued_requests",
+                           "Requests waiting for a load", lambda: sum(self.waiting.values()))
+        self.metrics.watch("tierserve_pool_pending_loads",
+                           "Loads started and not done (running or waiting for a slot)",
+                           lambda: len(self.loader.pending))
+        self.metrics.watch("tierserve_pool_load_time_estimate_seconds",
+                           "Measured seconds per load (EWMA), what shedding predicts with",
+                           lambda: self.loader.load_time.value or 0.0)
+
+    @property
+    def client(self) -> ModelServerClient:
+        """The first model server's client (the only one when attached)."""
+        return self.servers.backends[0].client
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -74,17 +96,18 @@ class ColdPool:
             self.cache.memory_policy.load_state(state.get("memory") or {})
             self.cache.disk_policy.load_state(state.get("disk") or {})
         await self._trim_disk()
-        # The model server serves exactly our list from now on (it may hold an old one).
-        error = await self.sender.push()
-        if error is not None:
-            log.warning("model server at %s: %s", self.client.address, error)
+        # The model servers serve exactly our lists from now on (they may hold old ones).
+        for backend, error in zip(self.servers.backends, await self.servers.push_all(),
+                                  strict=True):
+            if error is not None:
+                log.warning("model server at %s: %s", backend.client.address, error)
         log.info("cold pool: %d model versions on disk, %d bytes", len(found),
                  self.cache.usage(Tier.DISK).bytes)
 
     async def stop(self) -> None:
         await asyncio.to_thread(self.save_state)
         await self.loader.close()
-        await self.sender.close()
+        await self.servers.close()
 
     def save_state(self) -> None:
         disk.save_state(self.config.cache_dir, {
@@ -119,21 +142,44 @@ class ColdPool:
         hit = self.cache.begin_request(key, time.time())
         (self.metrics.hits if hit else self.metrics.misses).inc()
         if not hit:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.loader.ensure(key)),
-                                       self.config.load_wait_s)
-            except TimeoutError:
-                self._end(key)
-                self.metrics.load_waits.inc()
-                raise Unavailable(
-                    f"model {key[0]} version {key[1]} is still loading; retry later",
-                    retry_after=self._retry_after(key)) from None
-            except BaseException:
-                self._end(key)
-                raise
+            await self._wait_for_load(key)
         if version is None:
             self.current[model] = key[1]
-        return Lease(key, hit)
+        server = self.servers.index(key)
+        if hit:
+            self.servers.hits.add(server)
+        return Lease(key, hit, server)
+
+    async def _wait_for_load(self, key: Key) -> None:
+        """Wait for `key`'s load, or answer 503 at once if the wait cannot end in time."""
+        verdict = decide(Queue(len(self.loader.pending), self.loader.position(key),
+                               self.waiting.get(key, 0), sum(self.waiting.values())),
+                         self.limits, self.loader.load_time.value)
+        if not verdict.admit:
+            self._end(key)
+            self.shed += 1
+            self.metrics.shed.labels(verdict.reason).inc()
+            raise Unavailable(
+                f"model {key[0]} version {key[1]} cannot be loaded within "
+                f"{self.config.load_wait_s:g} s (expected {verdict.expected_wait_s:.1f} s, "
+                f"{verdict.reason}); retry later", retry_after=verdict.retry_after_s)
+        self.waiting[key] = self.waiting.get(key, 0) + 1
+        try:
+            await asyncio.wait_for(asyncio.shield(self.loader.ensure(key)),
+                                   self.config.load_wait_s)
+        except TimeoutError:
+            self._end(key)
+            self.metrics.load_waits.inc()
+            raise Unavailable(
+                f"model {key[0]} version {key[1]} is still loading; retry later",
+                retry_after=self._retry_after(key)) from None
+        except BaseException:
+            self._end(key)
+            raise
+        finally:
+            left = self.waiting.pop(key) - 1
+            if left:
+                self.waiting[key] = left
 
     def release(self, lease: Lease) -> None:
         self._end(lease.key)
@@ -216,8 +262,8 @@ class ColdPool:
 
     def listing(self) -> dict[str, Any]:
         now = time.monotonic()
-        models = [describe(e, now) for e in sorted(self.cache.entries.values(),
-                                                     key=lambda e: e.key)
+        models = [{**describe(e, now), "server": self.servers.placement.get(e.key)}
+                  for e in sorted(self.cache.entries.values(), key=lambda e: e.key)
                   if e.mem is not Mem.ABSENT or e.disk is not Disk.ABSENT or e.hits or e.misses
                   or e.busy or e.failure is not None]
         memory, on_disk = self.cache.usage(Tier.MEMORY), self.cache.usage(Tier.DISK)
@@ -234,8 +280,10 @@ class ColdPool:
                 "hits": sum(e.hits for e in self.cache.entries.values()),
                 "misses": sum(e.misses for e in self.cache.entries.values()),
                 "evictions": {t.value: n for t, n in self.cache.evictions.items()},
-                "reload_calls": self.sender.calls,
+                "reload_calls": self.servers.calls,
+                "status_calls": self.servers.status_calls,
                 "store_listings": self.catalog.listings,
+                "shed": self.shed,
             },
             "eviction_policy": self.config.eviction_policy,
             "models": models,

@@ -145,6 +145,9 @@ def _run(args: argparse.Namespace) -> int:
     from pools.model_server.servable import Servable
 
     _set_tf_threads(args)
+    from pools.model_server.memory import freeze_long_lived
+
+    log.info("%d objects of the start frozen out of garbage collection", freeze_long_lived())
     own_cache = not args.model_cache_dir
     cache_root = Path(args.model_cache_dir or tempfile.mkdtemp(prefix="tierserve-ms-cache-"))
     metrics = Metrics()

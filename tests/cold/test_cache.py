@@ -77,16 +77,22 @@ def test_held_entry_is_never_a_victim() -> None:
     assert cache.plan_room(Tier.MEMORY, ("c", 1), 10).victims == (("a", 1),)
 
 
-def test_unloading_counts_until_finished_then_room_fits() -> None:
-    cache = make_cache()
+def test_unloading_frees_memory_at_once_but_deleting_counts_until_finished() -> None:
+    cache = make_cache(mem=Bounds(2), disk=Bounds(2))
     load(cache, ("a", 1))
     load(cache, ("b", 1))
     cache.start_unload(("a", 1), evicted=True)
-    plan = cache.plan_room(Tier.MEMORY, ("c", 1), 10)
-    assert not plan.fits and plan.victims == ()  # wait for the unload under way
-    cache.finish_unload(("a", 1))
+    # Out of the desired list: the next reload (the successor's) leaves it out.
     assert cache.plan_room(Tier.MEMORY, ("c", 1), 10).fits
+    assert cache.usage(Tier.MEMORY).count == 1
     assert cache.evictions[Tier.MEMORY] == 1 and cache.entry(("a", 1)).evictions == 1
+    assert cache.plan_room(Tier.DISK, ("c", 1), 10).victims == ()  # "a" still unloading
+    cache.finish_unload(("a", 1))
+    cache.start_delete(("a", 1), evicted=True)
+    plan = cache.plan_room(Tier.DISK, ("c", 1), 10)
+    assert not plan.fits and plan.victims == ()  # wait for the delete under way
+    cache.finish_delete(("a", 1))
+    assert cache.plan_room(Tier.DISK, ("c", 1), 10).fits
 
 
 def test_byte_bound_picks_enough_victims() -> None:

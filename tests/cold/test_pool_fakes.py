@@ -44,7 +44,8 @@ class FakeStore:
 
 
 class FakeServer:
-    """Loads whatever the list names, at once; remembers the most it ever held."""
+    """Loads whatever the list names, at once; remembers the most it ever held. Like TF
+    Serving, a reload in which a model failed to load answers an error."""
 
     address = "fake:0"
 
@@ -53,13 +54,19 @@ class FakeServer:
         self.failing: set[tuple[str, int]] = set()
         self.calls = 0
         self.most_loaded = 0
+        self.delay = 0.001  # a slow load: seconds each reload takes
+        self.gate = asyncio.Event()  # a load held back: reloads wait while it is clear
+        self.gate.set()
 
     async def reload(self, models: ModelList) -> None:
         self.calls += 1
-        await asyncio.sleep(0.001)
+        await asyncio.sleep(self.delay)
+        await self.gate.wait()
         wanted = {(m, v) for m, (_, vs) in models.items() for v in vs}
         self.loaded = {k for k in wanted if k not in self.failing}
         self.most_loaded = max(self.most_loaded, len(self.loaded))
+        if wanted & self.failing:
+            raise Internal("some models did not become available")
 
     async def status(self, model: str, version: int) -> VersionStatus:
         if (model, version) in self.failing:
@@ -165,3 +172,49 @@ async def test_restart_rebuilds_the_index_and_drops_leftovers(tmp_path: Path) ->
     again.release(await again.acquire("m", None))
     assert store.downloads == [("m", 3)]  # once, before the restart
     await again.stop()
+
+
+async def test_a_miss_that_evicts_costs_one_reload_and_one_listing(tmp_path: Path) -> None:
+    store, server = FakeStore({n: [1] for n in "abcd"}), FakeServer()
+    pool = await make_pool(tmp_path, store, server, memory_models=2)
+    for name in "ab":
+        pool.release(await pool.acquire(name, None))
+    calls, listings = server.calls, pool.catalog.listings
+    pool.release(await pool.acquire("c", None))  # evicts "a" in the same reload
+    assert (server.calls - calls, pool.catalog.listings - listings) == (1, 1)
+    assert server.loaded == {("b", 1), ("c", 1)} and server.most_loaded == 2
+    for _ in range(3):
+        lease = await pool.acquire("c", None)  # hits: no listing, no reload
+        assert lease.hit
+        pool.release(lease)
+    assert (server.calls - calls, pool.catalog.listings - listings) == (1, 1)
+    await pool.stop()
+
+
+async def test_two_model_servers_each_get_their_own_list(tmp_path: Path) -> None:
+    store, servers = FakeStore({n: [1] for n in "abcd"}), [FakeServer(), FakeServer()]
+    servers[1].address = "fake:1"
+    config = PoolConfig(store_uri="fake://store", cache_dir=tmp_path / "cache",
+                        eviction_policy="lru", memory_models=2)
+    pool = ColdPool(config, store, servers)  # type: ignore[arg-type]
+    await pool.start()
+    a = await pool.acquire("a", None)
+    b = await pool.acquire("b", None)
+    assert {a.server, b.server} == {0, 1}  # spread: the emptier server loads
+    assert servers[a.server].loaded == {("a", 1)} and servers[b.server].loaded == {("b", 1)}
+    pool.release(a)
+    pool.release(b)
+    pool.release(await pool.acquire("a", None))  # "b" is now the least recently used
+    calls = [s.calls for s in servers]
+    c = await pool.acquire("c", None)  # evicts "b": with hits balanced, on the victim's server
+    assert c.server == b.server and servers[b.server].loaded == {("c", 1)}
+    assert [s.calls for s in servers] == [n + (i == b.server) for i, n in enumerate(calls)]
+    pool.release(c)
+    for _ in range(20):  # "c"'s server gets busy with hits
+        pool.release(await pool.acquire("c", None))
+    pool.release(await pool.acquire("a", None))  # "c" is now the least recently used
+    d = await pool.acquire("d", None)  # evicts "c", but loads away from the busy server
+    assert d.server == a.server
+    assert servers[a.server].loaded == {("a", 1), ("d", 1)} and servers[c.server].loaded == set()
+    pool.release(d)
+    await pool.stop()
