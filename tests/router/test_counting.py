@@ -15,8 +15,8 @@ from router.counting import Counter
 
 async def test_flush_merges_and_survives_a_failed_write(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'c.db'}")
-    counter = Counter(engine)
     now = 6000.0 * 60 + 5
+    counter = Counter(engine, clock=lambda: now)
     for i in range(10):
         counter.record("m", 0.002, error=i == 0, now=now)
     counter.record("m", 0.5, False, experiment="e", variant="arm", now=now)
@@ -27,14 +27,14 @@ async def test_flush_merges_and_survives_a_failed_write(tmp_path: Path) -> None:
 
     # The db goes away for a moment: the flush fails and keeps its requests.
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE request_counts RENAME TO request_counts_away"))
+        conn.execute(text("ALTER TABLE request_counts_recent RENAME TO recent_away"))
     counter.record("m", 0.002, False, now=now)
     with pytest.raises(Unavailable, match="request_counts"):
         await counter.flush()
     counter.record("m", 0.002, False, now=now)
     assert counter.pending_requests() == 2
     with engine.begin() as conn:
-        conn.execute(text("ALTER TABLE request_counts_away RENAME TO request_counts"))
+        conn.execute(text("ALTER TABLE recent_away RENAME TO request_counts_recent"))
     assert await counter.flush() == 2
 
     stats = {s.model: s for s in queries.model_stats(engine, 60, now)}
