@@ -59,6 +59,7 @@ class Orchestrator:
         self._rates_fn = rates or self._db_rates
         self.last_pass: dict[str, Any] = {}
         self._rows_digest: str | None = None  # policy whose experiments/pins are in the db
+        self.pins: list[str] = []  # the pins in force at the last pass
         self._left_out: set[str] = set()  # admin pins over max_models (logged once)
         self._lock = threading.Lock()
 
@@ -130,7 +131,7 @@ class Orchestrator:
         for model in sorted(set(left_out) - self._left_out):
             self._event(model, "pin", "admin API", f"not honoured: {len(pins)} pins fill "
                         f"max_models={policy.hot.max_models}")
-        self._left_out = set(left_out)
+        self.pins, self._left_out = pins, set(left_out)
         return pins
 
     def _db_rates(self, policy: Policy, now: float) -> Rates:
@@ -306,6 +307,7 @@ class Orchestrator:
             instances.append({"error": exc.message})
         return {"runtime": self.runtime.name, "policy": self.watcher.status(),
                 "instances": instances, "preparing": sorted(self.preparing),
+                "pins": {"in_force": list(self.pins), "left_out": sorted(self._left_out)},
                 "last_pass": self.last_pass,
                 "backoff": {m: {"failures": b.failures, "next_at": b.next_at}
                             for m, b in backoff.items()}}

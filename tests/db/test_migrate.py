@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from sqlalchemy import inspect, text
 
@@ -66,3 +68,29 @@ def test_unknown_old_version_is_refused(engine: Engine) -> None:
     url = engine.url.render_as_string(hide_password=False)
     with pytest.raises(FailedPrecondition, match="no migration from db schema version 0"):
         make_engine(url)
+
+
+def test_processes_starting_at_once_migrate_once(engine: Engine) -> None:
+    _as_schema_1(engine)
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    barrier = threading.Barrier(4)
+    errors: list[BaseException] = []
+
+    def open_db() -> None:
+        try:
+            barrier.wait()
+            make_engine(url).dispose()
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_db) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    migrated = make_engine(url)
+    assert [(p.model, p.source) for p in queries.list_pins(migrated)] == [
+        ("cp", "policy"), ("hp", "policy")]
+    migrated.dispose()

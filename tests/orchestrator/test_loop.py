@@ -355,6 +355,7 @@ def test_admin_pins_beyond_max_models_wait_their_turn(h: Harness) -> None:
     h.step()
     assert sorted(h.runtime.started) == ["a", "p"]
     assert h.events("b") == [("pin", "not honoured: 2 pins fill max_models=2")]  # once
+    assert h.orch.status()["pins"] == {"in_force": ["p", "a"], "left_out": ["b"]}
     h.runtime.make_ready()
     h.step()
     queries.set_pinned(h.engine, "a", False)
