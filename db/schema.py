@@ -5,6 +5,8 @@ Portable types only (no JSON column, no dialect upserts) so any SQLAlchemy URL w
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -90,7 +92,9 @@ class EventRow(Base):
 
 HIST_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(histogram.N_BUCKETS))
 
-def _count_columns() -> list[Column[object]]:
+
+def _count_columns() -> list[Column[Any]]:
+    # The counted part of a row, the same at both resolutions.
     return [Column("shadow", Boolean, nullable=False, default=False),
             Column("count", Integer, nullable=False, default=0),
             Column("errors", Integer, nullable=False, default=0),
