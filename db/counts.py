@@ -1,30 +1,57 @@
-"""Request counts: the router's batched flush, and the rates and stats read from them.
+"""Request counts: the router's batched flush, and the roll-up of 5 s buckets into minutes.
 
-Rows are keyed by (model, experiment, variant, minute, shadow). A flush merges
-deltas into existing rows with `col = col + :delta` (portable, and safe when
-several routers write the same minute), inserting the rows that do not exist.
+Two resolutions, each request stored in exactly one of them:
+
+- `request_counts_recent`: per 5 s bucket, keyed by (model, experiment, variant, bucket,
+  shadow). The router writes here, so a promotion window of a few seconds is measured
+  at 5 s resolution instead of being smeared over a minute.
+- `request_counts`: per minute, keyed by (model, experiment, variant, minute, shadow).
+  Whole minutes older than RECENT_MINUTES move here (`roll_up`): the bucket rows are
+  deleted and their sums merged into the minute rows in one transaction, so the recent
+  table stays bounded and no request is counted twice or lost.
+
+A write merges deltas into existing rows with `col = col + :delta` (portable, and safe
+when several routers write the same key), inserting the rows that do not exist.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Connection, Engine, and_, func, select
+from sqlalchemy import Connection, Engine, Table, and_
 from sqlalchemy.exc import IntegrityError
 
 from db import histogram
 from db.engine import write
 from db.errors import db_errors
-from db.schema import HIST_COLUMNS, request_counts
+from db.schema import (
+    BUCKET_S,
+    BUCKETS_PER_MINUTE,
+    HIST_COLUMNS,
+    request_counts,
+    request_counts_recent,
+)
 
 T = request_counts
+R = request_counts_recent
+
+# Whole minutes kept at 5 s resolution behind the current one: a window up to this long
+# is measured from 5 s buckets only.
+RECENT_MINUTES = 5
+
+
+def bucket_of(ts: float) -> int:
+    """The 5 s bucket of a Unix time."""
+    return int(ts // BUCKET_S)
 
 
 @dataclass
 class CountDelta:
-    """Requests to add for one key (one model/variant/minute/shadow)."""
+    """Requests to add for one key. With a `bucket` (Unix time // 5, as the router records)
+    the delta goes to the 5 s table and `minute` must be `bucket // 12`; without one, straight
+    to the minute table (history written in bulk, tests)."""
 
     model: str
     minute: int  # int(unix_time // 60)
@@ -35,9 +62,22 @@ class CountDelta:
     errors: int = 0
     latency_sum: float = 0.0
     hist: list[int] = field(default_factory=histogram.empty)
+    bucket: int | None = None
 
-    def key(self) -> tuple[str, str, str, int, bool]:
-        return (self.model, self.experiment, self.variant, self.minute, self.shadow)
+    def __post_init__(self) -> None:
+        if self.bucket is not None and self.bucket // BUCKETS_PER_MINUTE != self.minute:
+            raise ValueError(f"bucket {self.bucket} is not in minute {self.minute}")
+
+    @classmethod
+    def at(cls, model: str, ts: float, **kwargs: object) -> CountDelta:
+        """An empty delta for the 5 s bucket holding Unix time `ts`."""
+        bucket = bucket_of(ts)
+        return cls(model=model, minute=bucket // BUCKETS_PER_MINUTE, bucket=bucket,
+                   **kwargs)  # type: ignore[arg-type]
+
+    def key(self) -> tuple[str, str, str, int, int, bool]:
+        bucket = -1 if self.bucket is None else self.bucket
+        return (self.model, self.experiment, self.variant, self.minute, bucket, self.shadow)
 
     def record(self, latency_s: float, error: bool) -> None:
         """Add one request."""
@@ -54,133 +94,82 @@ class CountDelta:
         histogram.merge_into(self.hist, other.hist)
 
 
-@dataclass(frozen=True)
-class Stats:
-    """Aggregated requests for one model (or one experiment variant) over a window."""
-
-    model: str
-    count: int
-    errors: int
-    rate: float  # requests per second over the window
-    mean_s: float | None
-    p50_s: float | None
-    p95_s: float | None
-    p99_s: float | None
-    variant: str = ""
-    shadow: bool = False
-
-    @property
-    def error_rate(self) -> float:
-        return self.errors / self.count if self.count else 0.0
-
-
-def _key_clause(delta: CountDelta) -> object:
-    return and_(T.c.model == delta.model, T.c.experiment == delta.experiment,
-                T.c.variant == delta.variant, T.c.minute == delta.minute,
-                T.c.shadow.is_(delta.shadow))
+def _target(delta: CountDelta) -> tuple[Table, dict[str, object]]:
+    key: dict[str, object] = {"model": delta.model, "experiment": delta.experiment,
+                              "variant": delta.variant, "shadow": delta.shadow}
+    if delta.bucket is None:
+        return T, {**key, "minute": delta.minute}
+    return R, {**key, "bucket": delta.bucket}
 
 
 def _merge_one(conn: Connection, delta: CountDelta) -> None:
-    increments = {"count": T.c.count + delta.count, "errors": T.c.errors + delta.errors,
-                  "latency_sum": T.c.latency_sum + delta.latency_sum}
+    table, key = _target(delta)
+    where = and_(*(table.c[name].is_(value) if name == "shadow" else table.c[name] == value
+                   for name, value in key.items()))
+    increments = {"count": table.c.count + delta.count,
+                  "errors": table.c.errors + delta.errors,
+                  "latency_sum": table.c.latency_sum + delta.latency_sum}
     for name, value in zip(HIST_COLUMNS, delta.hist, strict=True):
         if value:
-            increments[name] = T.c[name] + value
-    if conn.execute(T.update().where(_key_clause(delta)).values(increments)).rowcount:
+            increments[name] = table.c[name] + value
+    if conn.execute(table.update().where(where).values(increments)).rowcount:
         return
-    values = {"model": delta.model, "experiment": delta.experiment, "variant": delta.variant,
-              "minute": delta.minute, "shadow": delta.shadow, "count": delta.count,
-              "errors": delta.errors, "latency_sum": delta.latency_sum,
-              **dict(zip(HIST_COLUMNS, delta.hist, strict=True))}
+    values = {**key, "minute": delta.minute, "count": delta.count, "errors": delta.errors,
+              "latency_sum": delta.latency_sum, **dict(zip(HIST_COLUMNS, delta.hist, strict=True))}
     try:
         with conn.begin_nested():
-            conn.execute(T.insert().values(values))
+            conn.execute(table.insert().values(values))
     except IntegrityError:
         # Another router inserted the same key since our update: merge into its row.
-        conn.execute(T.update().where(_key_clause(delta)).values(increments))
+        conn.execute(table.update().where(where).values(increments))
+
+
+def _merge_all(conn: Connection, deltas: Iterable[CountDelta]) -> None:
+    # One order for every writer: two routers updating the same rows cannot deadlock.
+    for delta in sorted(deltas, key=CountDelta.key):
+        _merge_one(conn, delta)
+
+
+def _roll_up(conn: Connection, now: float) -> int:
+    cutoff = (math.floor(now / 60) - RECENT_MINUTES) * BUCKETS_PER_MINUTE
+    # DELETE ... RETURNING takes exactly the rows it removes: a router adding to one of
+    # them meanwhile either lands before (and is rolled up) or finds no row and inserts
+    # a new bucket row (rolled up next time).
+    rows = conn.execute(R.delete().where(R.c.bucket < cutoff).returning(
+        R.c.model, R.c.experiment, R.c.variant, R.c.minute, R.c.shadow, R.c.count,
+        R.c.errors, R.c.latency_sum, *(R.c[name] for name in HIST_COLUMNS))).all()
+    minutes: dict[tuple[str, str, str, int, int, bool], CountDelta] = {}
+    for row in rows:
+        delta = CountDelta(model=row[0], experiment=row[1], variant=row[2], minute=row[3],
+                           shadow=bool(row[4]), count=row[5], errors=row[6],
+                           latency_sum=row[7], hist=[int(v) for v in row[8:]])
+        found = minutes.setdefault(delta.key(), delta)
+        if found is not delta:
+            found.merge(delta)
+    _merge_all(conn, minutes.values())
+    return len(rows)
 
 
 @db_errors
-def add_counts(engine: Engine, deltas: Iterable[CountDelta]) -> int:
-    """Merge every delta in ONE transaction; returns how many keys were written."""
+def add_counts(engine: Engine, deltas: Iterable[CountDelta], *,
+               roll_up_at: float | None = None) -> int:
+    """Merge every delta in ONE transaction; returns how many keys were written.
+
+    With `roll_up_at` (the current time), the same transaction also rolls up the 5 s
+    buckets older than RECENT_MINUTES whole minutes before it (see `roll_up`)."""
     batch = [d for d in deltas if d.count or d.errors]
-    if not batch:
+    if not batch and roll_up_at is None:
         return 0
     with write(engine) as conn:
-        for delta in batch:
-            _merge_one(conn, delta)
+        _merge_all(conn, batch)
+        if roll_up_at is not None:
+            _roll_up(conn, roll_up_at)
     return len(batch)
 
 
-def _minute_weight(minute: int, start: float, now: float) -> float:
-    """The share of a minute row's requests that fell inside [start, now].
-
-    Its requests are spread over [60m, min(60m + 60, now)] (the current minute
-    is still filling), so the weight is that span's overlap with the window.
-    """
-    lo = minute * 60.0
-    hi = min(lo + 60.0, now)
-    if hi <= lo:
-        return 1.0 if lo <= now else 0.0
-    overlap = min(hi, now) - max(lo, start)
-    return max(0.0, min(1.0, overlap / (hi - lo)))
-
-
 @db_errors
-def request_rates(engine: Engine, window_s: float, now: float) -> dict[str, float]:
-    """Requests per second per model over [now - window_s, now], shadow traffic included
-    (a shadow request loads its model as much as any other)."""
-    start = now - window_s
-    query = (select(T.c.model, T.c.minute, func.sum(T.c.count))
-             .where(T.c.minute >= math.floor(start / 60), T.c.minute <= math.floor(now / 60))
-             .group_by(T.c.model, T.c.minute))
-    totals: dict[str, float] = {}
-    with engine.connect() as conn:
-        for model, minute, count in conn.execute(query):
-            totals[model] = totals.get(model, 0.0) + count * _minute_weight(minute, start, now)
-    return {model: total / window_s for model, total in totals.items() if total > 0}
-
-
-def _stats(model: str, window_s: float, row: Sequence[object], variant: str = "",
-           shadow: bool = False) -> Stats:
-    count, errors, latency_sum = int(row[0]), int(row[1]), float(row[2])  # type: ignore[arg-type]
-    hist = [int(v) for v in row[3:]]  # type: ignore[call-overload]
-    return Stats(model=model, count=count, errors=errors, rate=count / window_s,
-                 mean_s=latency_sum / count if count else None,
-                 p50_s=histogram.percentile(hist, 50), p95_s=histogram.percentile(hist, 95),
-                 p99_s=histogram.percentile(hist, 99), variant=variant, shadow=shadow)
-
-
-def _sums() -> list[object]:
-    return [func.sum(T.c.count), func.sum(T.c.errors), func.sum(T.c.latency_sum),
-            *(func.sum(T.c[name]) for name in HIST_COLUMNS)]
-
-
-def _since(window_s: float, now: float) -> object:
-    # Whole minutes: a stats window reaches back to the start of its first minute.
-    return T.c.minute >= math.floor((now - window_s) / 60)
-
-
-@db_errors
-def model_stats(engine: Engine, window_s: float, now: float, limit: int | None = None
-                ) -> list[Stats]:
-    """Per model over the window (shadow requests excluded), busiest first."""
-    query = (select(T.c.model, *_sums()).where(_since(window_s, now), T.c.shadow.is_(False))
-             .group_by(T.c.model))
-    with engine.connect() as conn:
-        stats = [_stats(row[0], window_s, row[1:]) for row in conn.execute(query)]
-    stats.sort(key=lambda s: (-s.count, s.model))
-    return stats[:limit] if limit is not None else stats
-
-
-@db_errors
-def experiment_stats(engine: Engine, name: str, window_s: float, now: float) -> list[Stats]:
-    """Per variant of experiment `name` (the shadow variant as a separate entry)."""
-    query = (select(T.c.variant, T.c.shadow, T.c.model, *_sums())
-             .where(_since(window_s, now), T.c.experiment == name)
-             .group_by(T.c.variant, T.c.shadow, T.c.model))
-    with engine.connect() as conn:
-        stats = [_stats(row[2], window_s, row[3:], variant=row[0], shadow=bool(row[1]))
-                 for row in conn.execute(query)]
-    stats.sort(key=lambda s: (s.shadow, s.variant))
-    return stats
+def roll_up(engine: Engine, now: float) -> int:
+    """Move the 5 s buckets of every minute before `now`'s minute - RECENT_MINUTES into
+    per-minute rows; returns how many bucket rows were rolled up."""
+    with write(engine) as conn:
+        return _roll_up(conn, now)

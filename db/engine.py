@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, OperationalError, ProgrammingError
 
 from base.errors import FailedPrecondition, InvalidArgument, Unavailable
+from db import migrate
 from db.errors import db_errors
 from db.schema import SCHEMA_VERSION, Base, RoutingVersion, SchemaVersion
 
@@ -54,8 +55,9 @@ def _safe_url(url: str) -> str:
 def make_engine(url: str, create: bool = True) -> Engine:
     """An Engine for `url` (e.g. `sqlite:///var/tierserve.db`, `postgresql+psycopg://...`).
 
-    With `create`, missing tables are created and the schema version checked;
-    a db written by a newer tierserve is refused rather than misread
+    With `create`, missing tables are created and the schema version checked: a db
+    written by an older tierserve is migrated (`db.migrate`), one written by a newer
+    tierserve is refused rather than misread
     (FailedPrecondition). A bad URL is InvalidArgument; a db that cannot be
     reached, Unavailable.
     """
@@ -84,7 +86,11 @@ def make_engine(url: str, create: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
     if create:
-        create_schema(engine)
+        try:
+            create_schema(engine)
+        except BaseException:
+            engine.dispose()  # no pooled connection left open behind a refused db
+            raise
     return engine
 
 
@@ -107,7 +113,8 @@ def write(engine: Engine) -> Iterator[Connection]:
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables and the singleton rows; safe to run from several processes."""
+    """Create missing tables and the singleton rows, and migrate an older schema; safe to
+    run from several processes."""
     for attempt in range(attempts):
         try:
             Base.metadata.create_all(engine)
@@ -122,12 +129,18 @@ def create_schema(engine: Engine, attempts: int = 5) -> None:
 
 def _ensure_singletons(engine: Engine) -> None:
     with write(engine) as conn:
-        found = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)).scalar()
+        # FOR UPDATE (PostgreSQL; SQLite's write lock is already held): a second process
+        # waits here until the first has migrated, then sees the new version.
+        found = conn.execute(select(SchemaVersion.version).where(SchemaVersion.id == 1)
+                             .with_for_update()).scalar()
         if found is None:
             conn.execute(SchemaVersion.__table__.insert().values(id=1, version=SCHEMA_VERSION))
         elif found > SCHEMA_VERSION:
             raise FailedPrecondition(
                 f"db schema version {found} is newer than this tierserve's {SCHEMA_VERSION}")
-        # Older versions would be migrated here, one step at a time.
+        elif found < SCHEMA_VERSION:
+            migrate.upgrade(conn, found, SCHEMA_VERSION)
+            conn.execute(SchemaVersion.__table__.update().where(SchemaVersion.id == 1)
+                         .values(version=SCHEMA_VERSION))
         if conn.execute(select(RoutingVersion.id).where(RoutingVersion.id == 1)).first() is None:
             conn.execute(RoutingVersion.__table__.insert().values(id=1, version=0))

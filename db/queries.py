@@ -1,9 +1,10 @@
 """Every read and write other parts make on the tierserve db: the one module they import.
 
-Opening: `make_engine` (`db.engine`). Placements / routing version / experiments:
-`db.routing`; events: `db.events`; request counts, rates and stats: `db.counts`;
-dashboard series: `db.series`. All functions are synchronous: call them from a
-thread (`asyncio.to_thread`) on an event loop.
+Opening: `make_engine` (`db.engine`, migrations in `db.migrate`). Placements, pins,
+routing version, experiments: `db.routing`; events: `db.events`; request counts (5 s
+buckets rolled up into minutes): `db.counts`; rates and stats: `db.stats`; dashboard
+series: `db.series`. All functions are synchronous: call them from a thread
+(`asyncio.to_thread`) on an event loop.
 
 Errors are tierserve's (`base.errors`), never SQLAlchemy's (see `db.errors`): a db
 that cannot be reached, is locked past its busy timeout or lost its connection
@@ -14,23 +15,20 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from db.counts import (
-    CountDelta,
-    Stats,
-    add_counts,
-    experiment_stats,
-    model_stats,
-    request_rates,
-)
+from db.counts import RECENT_MINUTES, CountDelta, add_counts, bucket_of, roll_up
 from db.engine import make_engine
 from db.events import Event, list_events, record_event
 from db.routing import (
+    PIN_SOURCES,
+    Pin,
+    PinSource,
     Placement,
     Pool,
     RoutingSnapshot,
     delete_experiment,
     get_experiment,
     list_experiments,
+    list_pins,
     list_placements,
     load_routing,
     mark_unhealthy,
@@ -38,24 +36,35 @@ from db.routing import (
     routing_version,
     set_pinned,
     set_placement,
+    set_policy_pins,
     upsert_experiment,
 )
+from db.schema import BUCKET_S, BUCKETS_PER_MINUTE
 from db.series import minute_series
+from db.stats import Stats, experiment_stats, model_stats, request_rates
 
 __all__ = [
+    "BUCKETS_PER_MINUTE",
+    "BUCKET_S",
+    "PIN_SOURCES",
+    "RECENT_MINUTES",
     "CountDelta",
     "Engine",
     "Event",
+    "Pin",
+    "PinSource",
     "Placement",
     "Pool",
     "RoutingSnapshot",
     "Stats",
     "add_counts",
+    "bucket_of",
     "delete_experiment",
     "experiment_stats",
     "get_experiment",
     "list_events",
     "list_experiments",
+    "list_pins",
     "list_placements",
     "load_routing",
     "make_engine",
@@ -65,8 +74,10 @@ __all__ = [
     "record_event",
     "remove_placement",
     "request_rates",
+    "roll_up",
     "routing_version",
     "set_pinned",
     "set_placement",
+    "set_policy_pins",
     "upsert_experiment",
 ]

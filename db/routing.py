@@ -1,25 +1,34 @@
-"""Placements, experiments and the routing version: what routers must see.
+"""Placements, pins, experiments and the routing version: what routers must see.
 
-Every write here bumps the routing version in the same transaction, so a router
-polling `routing_version` reloads exactly when something changed.
+Every write that changes something bumps the routing version in the same transaction,
+so a router polling `routing_version` reloads exactly when something changed.
+
+Pins: a model is pinned (kept hot by the orchestrator) while it has a pin from any
+source: 'policy' (the YAML's `hot.pinned`, replaced as a whole on every policy load) or
+'admin' (the router's admin API, until unpinned there). Each source adds and removes only
+its own pin, so a policy reload never clears an admin pin and an admin unpin never clears
+a policy pin.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from base.errors import InvalidArgument, NotFound
 from db.engine import write
 from db.errors import db_errors
-from db.schema import ExperimentRow, PlacementRow, RoutingVersion
+from db.schema import ExperimentRow, PinRow, PlacementRow, RoutingVersion
 
 Pool = Literal["hot", "cold"]
+PinSource = Literal["policy", "admin"]
+PIN_SOURCES: tuple[PinSource, ...] = ("policy", "admin")
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,14 @@ class Placement:
     healthy: bool
     pinned: bool
     updated_at: float
+    pinned_by: tuple[str, ...] = ()  # the pins' sources: "policy", "admin" or both
+
+
+@dataclass(frozen=True)
+class Pin:
+    model: str
+    source: str  # "policy" | "admin"
+    created_at: float
 
 
 @dataclass(frozen=True)
@@ -46,10 +63,37 @@ def _bump(conn: Connection) -> None:
                  .values(version=RoutingVersion.version + 1))
 
 
-def _placement(row: PlacementRow) -> Placement:
+def _placement(row: PlacementRow, pins: Mapping[str, tuple[tuple[str, ...], float]]
+               ) -> Placement:
+    sources = pins.get(row.model, ((), 0.0))[0]
     return Placement(model=row.model, pool=row.pool, endpoint=row.endpoint,
-                     healthy=bool(row.healthy), pinned=bool(row.pinned),
-                     updated_at=row.updated_at)
+                     healthy=bool(row.healthy), pinned=bool(sources),
+                     updated_at=row.updated_at, pinned_by=sources)
+
+
+def _pins(conn: Connection) -> dict[str, tuple[tuple[str, ...], float]]:
+    """Pinned model -> (its pins' sources in PIN_SOURCES order, when it was last pinned)."""
+    found: dict[str, tuple[list[str], float]] = {}
+    for model, source, at in conn.execute(select(PinRow.model, PinRow.source,
+                                                 PinRow.created_at)):
+        sources, last = found.setdefault(model, ([], 0.0))
+        sources.append(source)
+        found[model] = (sources, max(last, at))
+    order = {source: i for i, source in enumerate(PIN_SOURCES)}
+    return {model: (tuple(sorted(sources, key=lambda s: order.get(s, len(order)))), at)
+            for model, (sources, at) in found.items()}
+
+
+def _placements(conn: Connection) -> dict[str, Placement]:
+    """Every placement row, plus a cold placement for each pinned model without one."""
+    pins = _pins(conn)
+    rows = conn.execute(select(PlacementRow.__table__)).all()
+    placements = {r.model: _placement(r, pins) for r in rows}  # type: ignore[arg-type]
+    for model, (sources, pinned_at) in pins.items():
+        if model not in placements:
+            placements[model] = Placement(model=model, pool="cold", endpoint=None, healthy=True,
+                                          pinned=True, updated_at=pinned_at, pinned_by=sources)
+    return dict(sorted(placements.items()))
 
 
 def _get_row(conn: Connection, model: str) -> Any:
@@ -78,7 +122,7 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
         table = PlacementRow.__table__
         if _get_row(conn, model) is None:
             conn.execute(table.insert().values(model=model, pool=pool, endpoint=endpoint,
-                                               healthy=healthy, pinned=False, updated_at=now))
+                                               healthy=healthy, updated_at=now))
         else:
             conn.execute(table.update().where(table.c.model == model).values(
                 pool=pool, endpoint=endpoint, healthy=healthy, updated_at=now))
@@ -87,18 +131,11 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
 
 @db_errors
 def remove_placement(engine: Engine, model: str) -> None:
-    """Send `model` back to the cold pool. A pinned model keeps its row (and its pin)."""
+    """Send `model` back to the cold pool (its pins, if any, stay)."""
     with write(engine) as conn:
         table = PlacementRow.__table__
-        row = _get_row(conn, model)
-        if row is None:
-            return
-        if row.pinned:
-            conn.execute(table.update().where(table.c.model == model).values(
-                pool="cold", endpoint=None, healthy=True, updated_at=time.time()))
-        else:
-            conn.execute(delete(table).where(table.c.model == model))
-        _bump(conn)
+        if conn.execute(delete(table).where(table.c.model == model)).rowcount:
+            _bump(conn)
 
 
 @db_errors
@@ -117,30 +154,64 @@ def mark_unhealthy(engine: Engine, model: str, endpoint: str) -> bool:
 
 
 @db_errors
-def set_pinned(engine: Engine, model: str, pinned: bool) -> None:
-    """Pin (the orchestrator keeps it hot) or unpin a model."""
+def set_pinned(engine: Engine, model: str, pinned: bool, source: PinSource = "admin") -> bool:
+    """Add or remove `source`'s pin on `model` (another source's pin stays). True if it
+    changed; the model stays pinned while any source pins it."""
+    if source not in PIN_SOURCES:
+        raise InvalidArgument(f"pin source must be one of {PIN_SOURCES}, not {source!r}")
     with write(engine) as conn:
-        table = PlacementRow.__table__
-        row = _get_row(conn, model)
-        if row is None:
-            if not pinned:
-                return
-            conn.execute(table.insert().values(model=model, pool="cold", endpoint=None,
-                                               healthy=True, pinned=True, updated_at=time.time()))
-        elif not pinned and row.pool == "cold":
-            conn.execute(delete(table).where(table.c.model == model))
+        table = PinRow.__table__
+        where = (table.c.model == model, table.c.source == source)
+        exists = conn.execute(select(table.c.model).where(*where)).first() is not None
+        if pinned == exists:
+            return False
+        if pinned:
+            try:
+                with conn.begin_nested():
+                    conn.execute(insert(table).values(model=model, source=source,
+                                                      created_at=time.time()))
+            except IntegrityError:
+                return False  # pinned by a concurrent call meanwhile
         else:
-            conn.execute(table.update().where(table.c.model == model).values(
-                pinned=pinned, updated_at=time.time()))
+            conn.execute(delete(table).where(*where))
         _bump(conn)
+    return True
+
+
+@db_errors
+def set_policy_pins(engine: Engine, models: Iterable[str]) -> bool:
+    """Make the policy's pins exactly `models` (admin pins are left alone). True if changed."""
+    wanted = set(models)
+    with write(engine) as conn:
+        table = PinRow.__table__
+        have = set(conn.execute(select(table.c.model)
+                                .where(table.c.source == "policy")).scalars())
+        gone, new = have - wanted, wanted - have
+        if gone:
+            conn.execute(delete(table).where(table.c.source == "policy",
+                                             table.c.model.in_(sorted(gone))))
+        now = time.time()
+        for model in sorted(new):
+            conn.execute(insert(table).values(model=model, source="policy", created_at=now))
+        if gone or new:
+            _bump(conn)
+    return bool(gone or new)
+
+
+@db_errors
+def list_pins(engine: Engine) -> list[Pin]:
+    """Every pin, oldest first (a model pinned by both sources appears twice)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(PinRow.model, PinRow.source, PinRow.created_at)
+                            .order_by(PinRow.created_at, PinRow.model, PinRow.source)).all()
+    return [Pin(model, source, created_at) for model, source, created_at in rows]
 
 
 @db_errors
 def list_placements(engine: Engine) -> list[Placement]:
-    """Every placement row: hot models, and pinned ones even while cold."""
-    with engine.connect() as conn:
-        rows = conn.execute(select(PlacementRow.__table__).order_by(PlacementRow.model)).all()
-    return [_placement(r) for r in rows]  # type: ignore[arg-type]
+    """Every placement by model: hot models, and pinned ones even while cold."""
+    with engine.begin() as conn:
+        return list(_placements(conn).values())
 
 
 @db_errors
@@ -201,8 +272,7 @@ def load_routing(engine: Engine) -> RoutingSnapshot:
     with engine.begin() as conn:
         version = conn.execute(select(RoutingVersion.version)
                                .where(RoutingVersion.id == 1)).scalar_one()
-        rows = conn.execute(select(PlacementRow.__table__)).all()
+        placements = _placements(conn)
         experiments = _experiments(conn)
-    return RoutingSnapshot(version=int(version),
-                           placements={r.model: _placement(r) for r in rows},  # type: ignore[arg-type]
+    return RoutingSnapshot(version=int(version), placements=placements,
                            experiments={e["name"]: e for e in experiments})

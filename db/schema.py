@@ -5,6 +5,8 @@ Portable types only (no JSON column, no dialect upserts) so any SQLAlchemy URL w
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -19,7 +21,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from db import histogram
 
-SCHEMA_VERSION = 1
+# 1: the first layout. 2: 5 s request buckets (`request_counts_recent`) and pins with their
+# source (`pins`) instead of `placements.pinned`. `db.migrate` moves a db up, step by step.
+SCHEMA_VERSION = 2
 NAME_LEN = 128
 
 
@@ -44,15 +48,24 @@ class RoutingVersion(Base):
 
 
 class PlacementRow(Base):
-    """Where a model is served. No row (or pool 'cold') means the cold pool."""
+    """Where a model is served. No row (or pool 'cold') means the cold pool. Pins live in `pins`."""
 
     __tablename__ = "placements"
     model: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     pool: Mapped[str] = mapped_column(String(8), nullable=False)
     endpoint: Mapped[str | None] = mapped_column(String(512), nullable=True)
     healthy: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
-    pinned: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class PinRow(Base):
+    """A model the orchestrator keeps hot, once per source: 'policy' (the YAML's `hot.pinned`,
+    replaced on every policy load) or 'admin' (the router's admin API, until unpinned there)."""
+
+    __tablename__ = "pins"
+    model: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    source: Mapped[str] = mapped_column(String(16), primary_key=True)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
 class ExperimentRow(Base):
@@ -79,10 +92,22 @@ class EventRow(Base):
 
 HIST_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(histogram.N_BUCKETS))
 
+
+def _count_columns() -> list[Column[Any]]:
+    # The counted part of a row, the same at both resolutions.
+    return [Column("shadow", Boolean, nullable=False, default=False),
+            Column("count", Integer, nullable=False, default=0),
+            Column("errors", Integer, nullable=False, default=0),
+            Column("latency_sum", Float, nullable=False, default=0.0),
+            *(Column(name, Integer, nullable=False, default=0) for name in HIST_COLUMNS)]
+
+
 # Requests per (model, experiment, variant, minute, shadow). The latency histogram
 # is one integer column per bucket so that several routers can merge into the same
 # row with plain `col = col + :n` updates (no read-modify-write of a blob).
 # `minute` is the Unix time // 60; `experiment` and `variant` are '' outside experiments.
+# Holds whole minutes rolled up from `request_counts_recent` (and the counts of dbs
+# from before schema 2).
 request_counts = Table(
     "request_counts",
     Base.metadata,
@@ -91,11 +116,28 @@ request_counts = Table(
     Column("experiment", String(NAME_LEN), nullable=False, default=""),
     Column("variant", String(NAME_LEN), nullable=False, default=""),
     Column("minute", Integer, nullable=False, index=True),
-    Column("shadow", Boolean, nullable=False, default=False),
-    Column("count", Integer, nullable=False, default=0),
-    Column("errors", Integer, nullable=False, default=0),
-    Column("latency_sum", Float, nullable=False, default=0.0),
-    *(Column(name, Integer, nullable=False, default=0) for name in HIST_COLUMNS),
+    *_count_columns(),
     UniqueConstraint("model", "experiment", "variant", "minute", "shadow",
                      name="uq_request_counts_key"),
+)
+
+BUCKET_S = 5
+BUCKETS_PER_MINUTE = 60 // BUCKET_S
+
+# The same counts per 5 s bucket (`bucket` = Unix time // 5; `minute` = bucket // 12,
+# stored so that per-minute reads group both tables alike). The router writes here;
+# whole minutes older than `db.counts.RECENT_MINUTES` are rolled up into `request_counts`,
+# each request living in exactly one of the two tables.
+request_counts_recent = Table(
+    "request_counts_recent",
+    Base.metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(NAME_LEN), nullable=False),
+    Column("experiment", String(NAME_LEN), nullable=False, default=""),
+    Column("variant", String(NAME_LEN), nullable=False, default=""),
+    Column("bucket", Integer, nullable=False, index=True),
+    Column("minute", Integer, nullable=False),
+    *_count_columns(),
+    UniqueConstraint("model", "experiment", "variant", "bucket", "shadow",
+                     name="uq_request_counts_recent_key"),
 )

@@ -29,7 +29,7 @@ from db.queries import Engine
 from orchestrator import liveness
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 from orchestrator.status import Metrics
-from policies.decide import Action, HotModel, Rates, decide
+from policies.decide import Action, HotModel, Rates, decide, pins_in_force
 from policies.schema import Policy
 from policies.watch import PolicyWatcher
 
@@ -59,6 +59,8 @@ class Orchestrator:
         self._rates_fn = rates or self._db_rates
         self.last_pass: dict[str, Any] = {}
         self._rows_digest: str | None = None  # policy whose experiments/pins are in the db
+        self.pins: list[str] = []  # the pins in force at the last pass
+        self._left_out: set[str] = set()  # admin pins over max_models (logged once)
         self._lock = threading.Lock()
 
     # -- events --------------------------------------------------------------------------
@@ -98,7 +100,8 @@ class Orchestrator:
         return current.policy if current else None
 
     def _apply_policy_rows(self, policy: Policy) -> None:
-        """Experiments and pins from the YAML go to the db, where the router reads them."""
+        """Experiments and pins from the YAML go to the db, where the router reads them. Only
+        the policy's own pins are replaced: pins made through the admin API stay."""
         for spec in policy.experiments:
             try:
                 created = queries.upsert_experiment(self.engine, spec.stored())
@@ -106,12 +109,7 @@ class Orchestrator:
                             "created" if created else "updated")
             except TierserveError as exc:
                 self._event(spec.name, "experiment", "from policy", f"failed: {exc}")
-        pinned = set(policy.hot.pinned)
-        for placement in queries.list_placements(self.engine):
-            if placement.pinned and placement.model not in pinned:
-                queries.set_pinned(self.engine, placement.model, False)
-        for model in sorted(pinned):
-            queries.set_pinned(self.engine, model, True)
+        queries.set_policy_pins(self.engine, policy.hot.pinned)
 
     # -- observation ---------------------------------------------------------------------
 
@@ -125,6 +123,16 @@ class Orchestrator:
             return resp.status_code == 200 and "AVAILABLE" in states
         except (httpx.HTTPError, ValueError, AttributeError):
             return False
+
+    def _pins(self, policy: Policy) -> list[str]:
+        """The policy's pins (from the YAML in force) and the admin API's (from the db)."""
+        admin = [p.model for p in queries.list_pins(self.engine) if p.source == "admin"]
+        pins, left_out = pins_in_force(policy.hot.pinned, admin, policy.hot.max_models)
+        for model in sorted(set(left_out) - self._left_out):
+            self._event(model, "pin", "admin API", f"not honoured: {len(pins)} pins fill "
+                        f"max_models={policy.hot.max_models}")
+        self.pins, self._left_out = pins, set(left_out)
+        return pins
 
     def _db_rates(self, policy: Policy, now: float) -> Rates:
         hot = policy.hot
@@ -175,7 +183,7 @@ class Orchestrator:
         spec_hash = policy.container_hash()
         hot = {i.model: HotModel(since=i.hot_since, alive=alive[i.id],
                                  current_spec=i.policy_hash == spec_hash) for i in live}
-        actions = decide(self._rates_fn(policy, now), hot, policy.hot, now)
+        actions = decide(self._rates_fn(policy, now), hot, policy.hot, now, self._pins(policy))
         by_model = {i.model: i for i in live}
         self.preparing = set()
         for action in actions:
@@ -299,6 +307,7 @@ class Orchestrator:
             instances.append({"error": exc.message})
         return {"runtime": self.runtime.name, "policy": self.watcher.status(),
                 "instances": instances, "preparing": sorted(self.preparing),
+                "pins": {"in_force": list(self.pins), "left_out": sorted(self._left_out)},
                 "last_pass": self.last_pass,
                 "backoff": {m: {"failures": b.failures, "next_at": b.next_at}
                             for m, b in backoff.items()}}

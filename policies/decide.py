@@ -4,7 +4,9 @@ No I/O, no clock, no randomness: the orchestrator observes, this decides, the or
 
 Rules, in priority order:
 1. `max_models` is a hard bound: the hot set never exceeds it after the actions.
-2. Pinned models are always hot (the schema guarantees they fit in `max_models`).
+2. Pinned models are always hot. The pins in force are the policy's `hot.pinned` (the schema
+   guarantees they fit in `max_models`) plus the admin API's, oldest first, as many as fit
+   (`pins_in_force`).
 3. A model inside its cooldown (hot for less than `cooldown`) is not demoted, unless the hot
    set must shrink to fit rule 1 (the policy lowered `max_models` or pinned more models).
 4. Past its cooldown, a hot model is demoted when its rate over the demote window is at most
@@ -19,7 +21,7 @@ Rules, in priority order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -56,11 +58,29 @@ def _fmt(rate: float) -> str:
     return f"{rate:.3g} req/s"
 
 
+def pins_in_force(policy_pins: Sequence[str], admin_pins: Sequence[str], max_models: int
+                  ) -> tuple[list[str], list[str]]:
+    """(pins in force, admin pins left out). Both sources count: the policy's first, then the
+    admin pins in the given order (oldest first) while they fit in `max_models`; a model
+    pinned by both takes one slot."""
+    pinned = list(dict.fromkeys(policy_pins))
+    left_out: list[str] = []
+    for model in dict.fromkeys(admin_pins):
+        if model in pinned:
+            continue
+        if len(pinned) < max_models:
+            pinned.append(model)
+        else:
+            left_out.append(model)
+    return pinned, left_out
+
+
 def decide(rates: Rates, hot: Mapping[str, HotModel], pool: HotPool,
-           now: float) -> list[Action]:
+           now: float, pins: Sequence[str] | None = None) -> list[Action]:
     """Actions that move the hot set toward what the policy wants. Order: demotions (they free
-    slots), then restarts, then promotions (highest rate first)."""
-    pinned = list(dict.fromkeys(pool.pinned))
+    slots), then restarts, then promotions (highest rate first). `pins`: the pins in force
+    (`pins_in_force`, at most `max_models`); by default the policy's."""
+    pinned = list(dict.fromkeys(pool.pinned if pins is None else pins))
     pinned_set = set(pinned)
 
     def p_rate(model: str) -> float:

@@ -59,6 +59,13 @@ Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 ModelName = Annotated[str, BeforeValidator(_check_model_name)]
 
 
+# How finely request counts are stored (db.counts: BUCKET_S, RECENT_MINUTES; a test holds the
+# two together), so operators know which windows are honoured.
+WINDOW_RESOLUTION = ("counts are stored per 5 s for the last 5 minutes and per minute before: "
+                     "a window up to 5m is honoured to within 5 s (10s means 10 s, not a "
+                     "minute); the older part of a longer one is read per minute. Requests "
+                     "count once the router flushes them (every 1 s by default)")
+
 # The cold pool's default for its model servers' niceness (pools.cold.config).
 COLD_NICE_DEFAULT = 5
 
@@ -71,14 +78,16 @@ class PromoteRule(Strict):
     """A cold model becomes hot when its rate over `window` reaches `min_rate`."""
 
     min_rate: float = Field(gt=0, description="requests per second, averaged over `window`")
-    window: PositiveDuration = Field(60.0, description="how far back the rate is measured")
+    window: PositiveDuration = Field(60.0, description=f"how far back the rate is measured; "
+                                     f"{WINDOW_RESOLUTION}")
 
 
 class DemoteRule(Strict):
     """A hot model goes back to the cold pool when its rate over `window` is at most `max_rate`."""
 
     max_rate: float = Field(ge=0, description="requests per second, averaged over `window`")
-    window: PositiveDuration = Field(300.0, description="how far back; at least the promote window")
+    window: PositiveDuration = Field(300.0, description="how far back; at least the promote "
+                                     "window; same resolution as promote.window")
 
 
 class Backoff(Strict):
@@ -124,7 +133,10 @@ class HotPool(Strict):
     promote: PromoteRule
     demote: DemoteRule
     cooldown: Duration = Field(600.0, description="minimum time a model stays hot once promoted")
-    pinned: list[ModelName] = Field(default_factory=list, description="always hot")
+    pinned: list[ModelName] = Field(
+        default_factory=list, description="always hot. Pins made through the router's admin "
+        "API (POST /admin/models/{m}/pin) count too, after these while they fit in "
+        "max_models; a policy reload never clears them")
     drain: Duration = Field(5.0, description="grace between route switch and stop on demotion")
     start_timeout: PositiveDuration = Field(
         120.0, description="how long a new instance may take to report AVAILABLE")

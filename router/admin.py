@@ -1,5 +1,10 @@
 """The admin API under /admin: routing table, pins, stats, events, experiments.
 
+Pins: a model is kept hot while the policy (`hot.pinned`) or the admin API pins it. The
+admin API adds and removes only its own pin (source "admin"); a policy reload never
+clears it, and unpinning here leaves a policy pin in force. `/admin/routing` shows each
+placement's `pinned_by` and every pin with its source.
+
 Access: with an admin token configured (TIERSERVE_ADMIN_TOKEN or --admin-token),
 every call needs `Authorization: Bearer <token>` (401 otherwise). With no token
 set, /admin answers only clients connecting from a loopback address (403 for
@@ -77,9 +82,11 @@ def stats_json(s: Stats) -> dict[str, Any]:
 @admin.get("/routing", summary="The routing table: placements, experiments, versions")
 async def routing(state: State) -> dict[str, Any]:
     placements = await _db(queries.list_placements, state.engine)
+    pins = await _db(queries.list_pins, state.engine)
     return {"db_version": await _db(queries.routing_version, state.engine),
             "loaded_version": state.table.version, "cold_url": state.config.cold_url,
             "placements": [asdict(p) for p in placements],
+            "pins": [asdict(p) for p in pins],
             "experiments": sorted(state.table.experiments)}
 
 
@@ -106,20 +113,30 @@ async def delete_placement(model: ModelParam, state: State) -> dict[str, Any]:
     return {"model": model, "pool": "cold"}
 
 
-@admin.post("/models/{model}/pin", summary="Pin a model: the orchestrator keeps it hot")
+async def _pin_state(state: RouterState, model: str) -> dict[str, Any]:
+    found = {p.source for p in await _db(queries.list_pins, state.engine) if p.model == model}
+    sources = [source for source in queries.PIN_SOURCES if source in found]
+    return {"model": model, "pinned": bool(sources), "pinned_by": sources}
+
+
+@admin.post("/models/{model}/pin", summary="Pin a model: the orchestrator keeps it hot "
+            "(an admin pin, alongside the policy's; a policy reload keeps it)")
 async def pin(model: ModelParam, state: State) -> dict[str, Any]:
-    await _db(queries.set_pinned, state.engine, model, True)
-    await _db(queries.record_event, state.engine, model, "pin", "admin API", "pinned")
-    await _changed(state)
-    return {"model": model, "pinned": True}
+    if await _db(queries.set_pinned, state.engine, model, True, "admin"):
+        await _db(queries.record_event, state.engine, model, "pin", "admin API", "pinned")
+        await _changed(state)
+    return await _pin_state(state, model)
 
 
-@admin.delete("/models/{model}/pin", summary="Unpin a model")
+@admin.delete("/models/{model}/pin", summary="Remove the admin pin (a policy pin stays)")
 async def unpin(model: ModelParam, state: State) -> dict[str, Any]:
-    await _db(queries.set_pinned, state.engine, model, False)
-    await _db(queries.record_event, state.engine, model, "unpin", "admin API", "unpinned")
-    await _changed(state)
-    return {"model": model, "pinned": False}
+    changed = await _db(queries.set_pinned, state.engine, model, False, "admin")
+    result = await _pin_state(state, model)
+    if changed:
+        outcome = "unpinned" + ("; still pinned by the policy" if result["pinned"] else "")
+        await _db(queries.record_event, state.engine, model, "unpin", "admin API", outcome)
+        await _changed(state)
+    return result
 
 
 @admin.get("/stats", summary="Top models by request rate over a window")

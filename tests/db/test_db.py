@@ -12,6 +12,7 @@ from sqlalchemy import Engine, text
 from base.errors import FailedPrecondition, InvalidArgument, NotFound
 from db import histogram, queries
 from db.engine import make_engine
+from db.schema import SCHEMA_VERSION
 
 
 def test_sqlite_pragmas_and_schema_version(tmp_path: Path) -> None:
@@ -20,7 +21,7 @@ def test_sqlite_pragmas_and_schema_version(tmp_path: Path) -> None:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
         assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10000
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
-        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == 1
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == SCHEMA_VERSION
     assert queries.routing_version(engine) == 0
 
 
@@ -135,19 +136,30 @@ def test_experiment_stats_per_variant_and_shadow(engine: Engine) -> None:
         "m1": 97, "m2": 10}
 
 
-def _writer(url: str, n: int) -> None:
+def _writer(url: str, n: int, who: int) -> None:
     engine = make_engine(url)
     for i in range(n):
         queries.add_counts(engine, [_delta("shared", 7, 1, 0.001)])
         # Read-then-write transactions from several processes must wait, not fail.
         queries.set_placement(engine, f"m{i % 3}", "hot", f"http://127.0.0.1:{i + 1}")
-        queries.set_pinned(engine, f"m{i % 3}", bool(i % 2))
+        queries.set_pinned(engine, f"p{who}-{i % 3}", bool(i % 2))
+
+
+def _pin_changes(n: int) -> int:
+    """How many of `_writer`'s set_pinned calls change something (and bump the version)."""
+    pinned: set[str] = set()
+    changes = 0
+    for i in range(n):
+        model, want = f"m{i % 3}", bool(i % 2)
+        changes += want != (model in pinned)
+        (pinned.add if want else pinned.discard)(model)
+    return changes
 
 
 def test_several_processes_merge_into_one_row(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'multi.db'}"
     ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(url, 30)) for _ in range(4)]
+    procs = [ctx.Process(target=_writer, args=(url, 30, who)) for who in range(4)]
     for p in procs:
         p.start()
     for p in procs:
@@ -159,7 +171,7 @@ def test_several_processes_merge_into_one_row(tmp_path: Path) -> None:
                                  " FROM request_counts")).all()
     assert len(rows) == 1 and rows[0][0] == 120
     assert sum(rows[0][1:]) == 120
-    assert queries.routing_version(engine) == 4 * 30 * 2
+    assert queries.routing_version(engine) == 4 * (30 + _pin_changes(30))
 
 
 def test_concurrent_flushes_into_one_new_row(engine: Engine) -> None:

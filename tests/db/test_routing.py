@@ -36,9 +36,32 @@ def test_pins_keep_the_placement_and_no_ops_do_not_bump(engine: Engine) -> None:
     assert (p.pool, p.pinned) == ("hot", False)
     version = queries.routing_version(engine)
     queries.set_pinned(engine, "absent", False)
+    assert not queries.set_policy_pins(engine, [])
     queries.remove_placement(engine, "absent")
     assert not queries.mark_unhealthy(engine, "absent", "http://127.0.0.1:1")
     assert queries.routing_version(engine) == version
+
+
+def test_pins_per_source_union_and_stay_apart(engine: Engine) -> None:
+    assert queries.set_policy_pins(engine, ["p", "both"])
+    assert queries.set_pinned(engine, "both", True)  # source "admin" by default
+    assert queries.set_pinned(engine, "a", True, "admin")
+    version = queries.routing_version(engine)
+    assert not queries.set_pinned(engine, "a", True)  # already pinned: nothing written
+    assert not queries.set_policy_pins(engine, ["both", "p"])
+    assert queries.routing_version(engine) == version
+    by = {p.model: (p.pool, p.pinned, p.pinned_by) for p in queries.list_placements(engine)}
+    assert by == {"a": ("cold", True, ("admin",)), "both": ("cold", True, ("policy", "admin")),
+                  "p": ("cold", True, ("policy",))}
+    # A new policy replaces only the policy's pins; an admin unpin only the admin's.
+    assert queries.set_policy_pins(engine, ["q"])
+    assert queries.set_pinned(engine, "a", False)
+    assert sorted((p.model, p.source) for p in queries.list_pins(engine)) == [
+        ("both", "admin"), ("q", "policy")]
+    assert queries.load_routing(engine).placements["both"].pinned_by == ("admin",)
+    assert queries.routing_version(engine) == version + 2
+    with pytest.raises(InvalidArgument, match="pin source"):
+        queries.set_pinned(engine, "x", True, "yaml")  # type: ignore[arg-type]
 
 
 def test_experiment_needs_a_name_and_reads_back_as_stored(engine: Engine) -> None:

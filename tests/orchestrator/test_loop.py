@@ -308,3 +308,96 @@ def test_failed_preparation_is_an_event_and_retried_after_backoff(h: Harness) ->
     assert h.runtime.started == []  # backing off
     h.step(5)
     assert h.runtime.started == ["a"]
+
+
+def test_admin_pin_makes_a_model_hot_and_survives_policy_reloads(h: Harness) -> None:
+    queries.set_pinned(h.engine, "x", True, "admin")  # POST /admin/models/x/pin
+    h.step()
+    h.runtime.make_ready()
+    h.step()
+    assert "x" in h.hot_routes() and ("promote", "started c1; routed hot once AVAILABLE") in \
+        h.events("x")
+    # A policy edit (pinning another model) keeps the admin pin: both count.
+    write_policy(h.policy_path, policy_text(pinned="[p]"))
+    h.step()
+    h.runtime.make_ready()
+    h.step(3600)  # long past the cooldown, no traffic at all
+    assert set(h.hot_routes()) == {"x", "p"}
+    assert {p.model: p.pinned_by for p in queries.list_placements(h.engine)} == {
+        "p": ("policy",), "x": ("admin",)}
+    write_policy(h.policy_path, policy_text())  # the policy drops its pin
+    h.step()
+    assert [(p.model, p.source) for p in queries.list_pins(h.engine)] == [("x", "admin")]
+    h.step()
+    assert set(h.hot_routes()) == {"x"}  # p demoted (idle, past its cooldown), x stays
+    queries.set_pinned(h.engine, "x", False, "admin")  # DELETE /admin/models/x/pin
+    h.step()
+    assert h.hot_routes() == {}
+
+
+def test_admin_unpin_leaves_a_policy_pin_in_force(h: Harness) -> None:
+    write_policy(h.policy_path, policy_text(pinned="[p]"))
+    queries.set_pinned(h.engine, "p", True, "admin")
+    h.step()
+    h.runtime.make_ready()
+    h.step()
+    queries.set_pinned(h.engine, "p", False, "admin")
+    h.step(3600)
+    assert "p" in h.hot_routes() and h.runtime.started == ["p"]
+
+
+def test_admin_pins_beyond_max_models_wait_their_turn(h: Harness) -> None:
+    write_policy(h.policy_path, policy_text(pinned="[p]"))  # max_models: 2
+    queries.set_pinned(h.engine, "a", True)
+    h.clock.advance(1)
+    queries.set_pinned(h.engine, "b", True)  # pinned later: no slot left
+    h.step()
+    h.step()
+    assert sorted(h.runtime.started) == ["a", "p"]
+    assert h.events("b") == [("pin", "not honoured: 2 pins fill max_models=2")]  # once
+    assert h.orch.status()["pins"] == {"in_force": ["p", "a"], "left_out": ["b"]}
+    h.runtime.make_ready()
+    h.step()
+    queries.set_pinned(h.engine, "a", False)
+    h.step(3600)  # a: idle, past its cooldown, no longer pinned; b takes its slot
+    h.runtime.make_ready()
+    h.step()
+    assert set(h.hot_routes()) == {"b", "p"}
+
+
+def _router_flush(engine: Engine, model: str, now: float, per_s: int) -> None:
+    """What a router's count flush at `now` writes: `per_s` requests over the last second."""
+    deltas: dict[int, queries.CountDelta] = {}
+    for j in range(per_s):
+        ts = now - 1 + (j + 0.5) / per_s
+        deltas.setdefault(queries.bucket_of(ts), queries.CountDelta.at(model, ts)).record(
+            0.001, error=False)
+    queries.add_counts(engine, deltas.values())
+
+
+@pytest.mark.parametrize("phase", [0.0, 12.5, 31.0, 50.0, 58.5])  # where in a minute it starts
+def test_promotion_follows_a_short_window_not_a_minute(h: Harness, phase: float) -> None:
+    """Real request rates from the db: the policy's 10 s window at 5 req/s. A model at 6 req/s
+    is promoted within window + one bucket + one interval of its first request; one at
+    4 req/s never is."""
+    orch = Orchestrator(h.engine, PolicyWatcher(h.policy_path), h.runtime, clock=h.clock,
+                        probe=h.runtime.probe)  # the db's rates, not the harness's
+    h.clock.now = 20_000 * 60 + phase
+    start = h.clock.now
+    promoted_at = None
+    try:
+        while h.clock.now - start < 60:
+            h.clock.advance(1.0)
+            _router_flush(h.engine, "busy", h.clock.now, 6)
+            _router_flush(h.engine, "quiet", h.clock.now, 4)
+            orch.reconcile_once()  # one pass per interval
+            h.runtime.make_ready()
+            if promoted_at is None and h.runtime.started:
+                promoted_at = h.clock.now - start
+        hot = orch.watcher.policy.hot
+        assert (hot.promote.window, hot.promote.min_rate, orch.watcher.policy.interval) == (
+            10.0, 5.0, 1.0)
+    finally:
+        orch.close()
+    assert h.runtime.started == ["busy"]
+    assert promoted_at is not None and promoted_at <= 10.0 + queries.BUCKET_S + 1.0

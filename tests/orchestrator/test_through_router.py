@@ -94,7 +94,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if kind == "docker":
         request.getfixturevalue("test_image")
     runtime, container = make_runtime(kind, root, scope, memory="1g")
-    # Short windows so a stop in traffic shows within about a minute (counts are per minute).
+    # Short windows so a stop in traffic shows within seconds (counts are per 5 s bucket).
     policy = policy_dict(toy_store, container, promote={"min_rate": 2, "window": "5s"},
                          demote={"max_rate": 0.5, "window": "5s"}, cooldown="5s")
     w = World(root, runtime, kind, scope, policy, log_dir)

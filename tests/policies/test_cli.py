@@ -6,6 +6,8 @@ import subprocess
 from pathlib import Path
 
 from base.procs import tierserve_command
+from db.counts import RECENT_MINUTES
+from db.schema import BUCKET_S
 
 from .test_loader import EXAMPLE
 
@@ -42,3 +44,8 @@ def test_fields_lists_every_field_with_its_meaning() -> None:
     assert "experiments[].variants[].weight" in lines
     assert all(len(line.split(maxsplit=2)) == 3 for line in lines.values()
                if not line.startswith("experiments")), "every policy field is documented"
+    # Operators learn which windows are honoured: the resolution the db really stores.
+    window = lines["hot.promote.window"]
+    assert f"per {BUCKET_S} s for the last {RECENT_MINUTES} minutes" in window
+    assert f"up to {RECENT_MINUTES}m is honoured to within {BUCKET_S} s" in window
+    assert "admin API" in lines["hot.pinned"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.decide import Action, HotModel, Rates, decide, hot_after
+from policies.decide import Action, HotModel, Rates, decide, hot_after, pins_in_force
 from policies.schema import HotPool
 
 NOW = 10_000.0
@@ -140,6 +140,20 @@ def test_zero_max_models_means_no_hot_pool() -> None:
     assert kinds(actions) == [("demote", "b")]
 
 
+def test_pins_in_force_policy_first_then_admin_oldest_first() -> None:
+    assert pins_in_force(["p"], ["a", "p", "b", "c"], 3) == (["p", "a", "b"], ["c"])
+    assert pins_in_force([], ["a", "a"], 0) == ([], ["a"])
+    assert pins_in_force(["p", "q"], [], 2) == (["p", "q"], [])
+
+
+def test_admin_pins_are_kept_hot_like_policy_pins() -> None:
+    p = pool(max_models=2, pinned=["p"])
+    actions = decide(rates({"busy": 9.0}), {"a": old()}, p, NOW, pins=["p", "a"])
+    assert kinds(actions) == [("promote", "p")]  # idle "a" stays; "busy" finds no slot
+    actions = decide(rates({"busy": 9.0}), {"a": old()}, p, NOW)  # unpinned: a makes room
+    assert kinds(actions) == [("demote", "a"), ("promote", "p"), ("promote", "busy")]
+
+
 # ---- properties ---------------------------------------------------------------------------
 
 NAMES = st.sampled_from([f"m{i}" for i in range(8)])
@@ -172,6 +186,17 @@ def test_never_more_than_max_models_hot(case: tuple[Rates, dict[str, HotModel], 
 def test_pinned_always_present(case: tuple[Rates, dict[str, HotModel], HotPool]) -> None:
     r, hot, p = case
     assert set(p.pinned) <= hot_after(hot, decide(r, hot, p, NOW))
+
+
+@settings(max_examples=400, deadline=None)
+@given(scenarios(), st.lists(NAMES, max_size=6))
+def test_admin_pins_in_force_are_hot_within_max_models(
+        case: tuple[Rates, dict[str, HotModel], HotPool], admin: list[str]) -> None:
+    r, hot, p = case
+    pins, left_out = pins_in_force(p.pinned, admin, p.max_models)
+    after = hot_after(hot, decide(r, hot, p, NOW, pins))
+    assert set(p.pinned) <= set(pins) <= after and len(after) <= p.max_models
+    assert set(pins) | set(left_out) == set(p.pinned) | set(admin)
 
 
 @settings(max_examples=400, deadline=None)

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from base.errors import Unavailable
 from base.procs import free_port
@@ -119,8 +118,8 @@ async def test_unreachable_hot_falls_back_to_cold_and_is_marked(
     assert placement.healthy is False and placement.endpoint == dead
     events = queries.list_events(engine, model="h")
     assert [e.action for e in events] == ["unhealthy"]  # marked once, not per request
-    with engine.connect() as conn:
-        assert conn.execute(text("SELECT sum(count) FROM request_counts")).scalar() == 3
+    [stats] = queries.model_stats(engine, 3600, time.time())
+    assert (stats.model, stats.count) == ("h", 3)
 
 
 async def test_admin_token(fakes: dict[str, str], engine: Engine) -> None:
@@ -221,6 +220,42 @@ async def test_pin_and_routing_view(fakes: dict[str, str], engine: Engine) -> No
         assert [e["action"] for e in events] == ["unpin", "placement", "pin"]
         assert (await client.get("/docs")).status_code == 200
         assert "/admin/experiments" in (await client.get("/openapi.json")).json()["paths"]
+
+
+async def test_admin_and_policy_pins_count_apart(fakes: dict[str, str], engine: Engine) -> None:
+    """One pin per source: the admin API adds and removes only its own; the policy's (as the
+    orchestrator writes them on each policy load) replace only the policy's."""
+    queries.set_policy_pins(engine, ["both", "pol"])  # the orchestrator loaded a policy
+    async with running(engine, cold_url=fakes["cold"]) as (client, _):
+        r = await client.post("/admin/models/both/pin")
+        assert r.json() == {"model": "both", "pinned": True, "pinned_by": ["policy", "admin"]}
+        r = await client.post("/admin/models/adm/pin")
+        assert r.json() == {"model": "adm", "pinned": True, "pinned_by": ["admin"]}
+        assert (await client.post("/admin/models/adm/pin")).json()["pinned_by"] == ["admin"]
+        view = (await client.get("/admin/routing")).json()
+        assert {p["model"]: (p["pool"], p["pinned_by"]) for p in view["placements"]} == {
+            "adm": ("cold", ["admin"]), "both": ("cold", ["policy", "admin"]),
+            "pol": ("cold", ["policy"])}
+        assert sorted((p["model"], p["source"]) for p in view["pins"]) == [
+            ("adm", "admin"), ("both", "admin"), ("both", "policy"), ("pol", "policy")]
+
+        # A policy reload without them keeps the admin pins.
+        queries.set_policy_pins(engine, [])
+        assert {p.model: p.pinned_by for p in queries.list_placements(engine)} == {
+            "adm": ("admin",), "both": ("admin",)}
+        queries.set_policy_pins(engine, ["both"])
+        # Unpinning through the admin API leaves the policy's pin in force.
+        r = await client.delete("/admin/models/both/pin")
+        assert r.json() == {"model": "both", "pinned": True, "pinned_by": ["policy"]}
+        r = await client.delete("/admin/models/pol/pin")  # never pinned here: nothing to do
+        assert r.json() == {"model": "pol", "pinned": False, "pinned_by": []}
+        r = await client.delete("/admin/models/adm/pin")
+        assert r.json() == {"model": "adm", "pinned": False, "pinned_by": []}
+    assert [(p.model, p.source) for p in queries.list_pins(engine)] == [("both", "policy")]
+    events = [(e.model, e.action, e.outcome) for e in reversed(queries.list_events(engine))]
+    assert events == [("both", "pin", "pinned"), ("adm", "pin", "pinned"),
+                      ("both", "unpin", "unpinned; still pinned by the policy"),
+                      ("adm", "unpin", "unpinned")]
 
 
 async def _until(condition: Callable[[], bool]) -> None:

@@ -1,0 +1,39 @@
+"""Schema migrations: a db written by an older tierserve is moved up one version at a time.
+
+`db.engine.create_schema` first creates the tables that are missing (the new ones of a
+later version included), then, in one transaction that holds the `schema_version` row
+(so two processes starting at once never migrate twice), runs the steps from the db's
+version up to SCHEMA_VERSION. Portable SQL only: SQLite (3.35 or later, for DROP COLUMN)
+and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Connection, text
+
+from base.errors import FailedPrecondition
+
+
+def _v1_to_v2(conn: Connection) -> None:
+    """Counts: the new `request_counts_recent` (created empty) holds 5 s buckets; the
+    per-minute rows already there stay as they are. Pins: `placements.pinned` becomes rows
+    in `pins`. Schema 1 could not tell an admin pin from a policy one and cleared every
+    pin missing from the policy at the orchestrator's next load; so they move as 'policy'
+    pins, which the next policy load keeps or clears exactly as schema 1 would have."""
+    conn.execute(text("INSERT INTO pins (model, source, created_at) "
+                      "SELECT model, 'policy', updated_at FROM placements WHERE pinned"))
+    conn.execute(text("ALTER TABLE placements DROP COLUMN pinned"))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+
+
+def upgrade(conn: Connection, found: int, target: int) -> None:
+    """Run every step from version `found` to `target` on `conn` (one transaction)."""
+    for version in range(found, target):
+        step = STEPS.get(version)
+        if step is None:
+            raise FailedPrecondition(f"no migration from db schema version {version}")
+        step(conn)
