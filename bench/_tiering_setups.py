@@ -22,38 +22,21 @@ import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
 from policies.loader import load_policy
+from tierserve.demo import demo_policy
 from tierserve.stack import Stack, StackConfig, pool_flags
 
 LABELS = {"a": "seed design: one pool, LRU, no hot tier",
           "b": "one pool, tinylfu, no hot tier",
           "c": "tierserve in full (router + pool + hot tier)"}
 
-# The demo's policy (tierserve/demo.py), with the cold slots and eviction as asked.
-POLICY = """\
-store: {store}
-interval: 1s
-hot:
-  max_models: {hot_models}
-  promote: {{min_rate: {promote}, window: 10s}}
-  demote: {{max_rate: {demote}, window: 15s}}
-  cooldown: 15s
-  drain: 1s
-  pinned: []
-cold:
-  max_models: {slots}
-  load_wait: {load_wait}s
-{eviction}"""
-
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
 
 
 def write_policy(path: Path, store: Path, slots: int, rate: float, eviction: str | None,
                  hot_models: int = 3, load_wait: float = 30.0) -> Path:
-    # Promote what gets about a tenth of the traffic, demote far below: as the demo does.
-    path.write_text(POLICY.format(
-        store=store.resolve(), hot_models=hot_models, promote=round(rate / 10, 2),
-        demote=round(rate / 60, 2), slots=slots, load_wait=load_wait,
-        eviction=f"  eviction: {eviction}\n" if eviction else ""))
+    # The demo's policy, with the cold slots and eviction as asked.
+    path.write_text(demo_policy(store, rate, slots=slots, hot_models=hot_models,
+                                load_wait=load_wait, eviction=eviction))
     return path
 
 

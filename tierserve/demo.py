@@ -34,16 +34,28 @@ DEMO_POLICY = """\
 store: {store}
 interval: 1s
 hot:
-  max_models: 3
+  max_models: {hot_models}
   promote: {{min_rate: {promote}, window: 10s}}
   demote: {{max_rate: {demote}, window: 15s}}
   cooldown: 15s
   drain: 1s
   pinned: []
 cold:
-  max_models: 30
-  load_wait: 30s
-"""
+  max_models: {slots}
+  load_wait: {load_wait}s
+{eviction}"""
+
+
+def demo_policy(store: Path, rate: float, slots: int = 30, hot_models: int = 3,
+                load_wait: float = 30.0, eviction: str | None = None) -> str:
+    """The demo's policy text; `tierserve bench tiering` writes the same one.
+
+    Promote what gets about a tenth of the traffic; demote what falls far below.
+    """
+    return DEMO_POLICY.format(store=store.resolve(), hot_models=hot_models,
+                              promote=round(rate / 10, 2), demote=round(rate / 60, 2),
+                              slots=slots, load_wait=f"{load_wait:g}",
+                              eviction=f"  eviction: {eviction}\n" if eviction else "")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,9 +92,7 @@ def prepare(var: Path, count: int, rate: float) -> Path:
         if not (store / name).exists():
             write_model(store, name, {1: float(index + 1)})
     policy = var / "policy.yaml"
-    # Promote what gets about a tenth of the traffic; demote what falls far below.
-    policy.write_text(DEMO_POLICY.format(store=store.resolve(), promote=round(rate / 10, 2),
-                                         demote=round(rate / 60, 2)))
+    policy.write_text(demo_policy(store, rate))
     return policy
 
 

@@ -16,24 +16,30 @@ from tests.tierserve.proctree import alive, descendants
 from tierserve import toy_models
 
 
+def start_up(cwd: Path, *args: str, env: dict[str, str] | None = None
+             ) -> tuple[subprocess.Popen[str], list[str]]:
+    """`tierserve up ARGS` on free ports; returns once its banner is out, with the lines so far
+    (the user's cue: printed once every part answers)."""
+    proc = subprocess.Popen(
+        tierserve_command("up", *args, "--pool-port", str(free_port()),
+                          "--status-port", str(free_port())),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
+    lines: list[str] = []
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if "Ctrl-C stops everything" in line:
+            return proc, lines
+    proc.wait(timeout=30)
+    raise AssertionError("".join(lines))
+
+
 def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None:
     var = tmp_path / "var"
     port = free_port()
-    proc = subprocess.Popen(
-        tierserve_command("up", "--var", str(var), "--port", str(port),
-                          "--pool-port", str(free_port()), "--status-port", str(free_port())),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    proc, lines = start_up(tmp_path, "--var", str(var), "--port", str(port))
     router = f"http://127.0.0.1:{port}"
     try:
-        # The user's cue: the banner with the addresses, printed once every part answers.
-        lines: list[str] = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        else:
-            raise AssertionError("".join(lines))
         console = "".join(lines)
         # TensorFlow's native start-up lines went to the logs, one line per stage came here.
         for noise in ("oneDNN", "cuda", "absl", "I0000", "E0000"):
@@ -97,20 +103,9 @@ def test_up_on_an_s3_store_without_credentials_hints_what_to_set(
                AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
                AWS_CONFIG_FILE=str(tmp_path / "none"))
     port = free_port()
-    proc = subprocess.Popen(
-        tierserve_command("up", "--policy", str(policy), "--var", str(tmp_path / "var"),
-                          "--port", str(port), "--pool-port", str(free_port()),
-                          "--status-port", str(free_port())),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path, env=env)
+    proc, lines = start_up(tmp_path, "--policy", str(policy), "--var", str(tmp_path / "var"),
+                           "--port", str(port), env=env)
     try:
-        lines: list[str] = []
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C stops everything" in line:
-                break
-        else:
-            raise AssertionError("".join(lines))
         console = "".join(lines)
         assert "Try: curl" not in console, console
         assert "cannot be read" in console and "AWS_ACCESS_KEY_ID" in console, console
