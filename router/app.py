@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -35,13 +36,19 @@ async def _every(interval: float, func: Callable[[], Any]) -> None:
         await asyncio.sleep(interval)
         func()
 
+# TF Serving's paths are case-insensitive (`/V1/MODELS/m`); `/v1` alone would get FastAPI's
+# redirect to `/v1/`. Tried only when the plain prefix test fails: the serving path pays nothing.
+_OTHER_V1_RE = re.compile(r"/v1(?:/|$)", re.IGNORECASE)
+
+
 class RouterApp(FastAPI):
     """FastAPI, with /v1 handed to the Frontend before any middleware or routing."""
 
     frontend: Frontend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if scope["type"] == "http" and (scope["path"].startswith("/v1/")
+                                        or _OTHER_V1_RE.match(scope["path"])):
             await self.frontend(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

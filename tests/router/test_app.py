@@ -88,6 +88,15 @@ async def test_error_shapes(fakes: dict[str, str], engine: Engine) -> None:
             400, {"error": "Malformed request: POST /v1/models/m:explode"})
         r = await client.post("/v1/models/m:predict", content=b"x" * 1001)
         assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+        # No name: TF Serving's 400 and texts (the model server's too), never a redirect.
+        for path, error in (("/v1/models", "Missing model name in request."),
+                            ("/v1/models/", "Malformed request: GET /v1/models/"),
+                            ("/v1", "Malformed request: GET /v1")):
+            r = await client.get(path)
+            assert (r.status_code, r.json()) == (400, {"error": error}), path
+        # TF Serving's paths are case-insensitive: forwarded in the canonical form.
+        r = await client.get("/V1/MODELS/c/METADATA")
+        assert r.json()["path"] == "/v1/models/c/metadata"
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(5):
