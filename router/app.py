@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from base import forwarding
@@ -23,6 +24,7 @@ from router.config import RouterConfig
 from router.counting import Counter
 from router.inference import Frontend, Receive, Scope, Send
 from router.metrics import RouterMetrics
+from router.readiness import DbCheck, Readiness, cold_pool_check
 from router.state import RouterState
 from router.table import RoutingTable
 from router.ui import ui
@@ -111,9 +113,27 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                       summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
                               ":predict|classify|regress (body forwarded unchanged)")
 
+    readiness = Readiness({"cold pool": cold_pool_check(state.http, config.cold_url),
+                           "db": DbCheck(engine)})
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
+        """Kept for existing probes: ok while the process serves HTTP (see /livez, /readyz)."""
         return {"status": "ok", "routing_version": state.table.version}
+
+    @app.get("/livez", tags=["ops"])
+    async def livez() -> dict[str, str]:
+        """200 while the process runs: restart it only when this fails."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """200 when the cold pool and the db answer, else 503 `{"error": ...}` naming what is
+        down (checked at most once a second, whatever the number of probes)."""
+        verdict = await readiness.verdict()
+        if verdict.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"error": verdict.error()}, status_code=503)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:
