@@ -12,19 +12,31 @@ The client's failures become tierserve's errors here, with TF Serving's mapping:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
 
 from base import http1
 from base.errors import DeadlineExceeded, Unavailable
 from base.http1 import Answer
 
+# What a backend needs to read the body: always passed on.
 FORWARDED_HEADERS = frozenset((b"content-type", b"accept", b"content-encoding"))
+# Tracing headers the router passes on by default (Authorization is not: a backend has no use
+# for the client's credentials).
+TRACE_HEADERS = ("X-Request-Id", "traceparent", "tracestate")
+# One hop's connection and framing: the forwarder writes its own, so a copy would corrupt the
+# request (two Content-Lengths, a Host naming the router).
+_NEVER_FORWARDED = frozenset((b"host", b"content-length", b"transfer-encoding", b"connection",
+                              b"keep-alive", b"proxy-connection", b"te", b"trailer",
+                              b"upgrade", b"expect"))
+_TOKEN_RE = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 # Idle connections expire before the backends' keep-alive timeout (uvicorn: 5 s), so a
 # reused connection is rarely one the server is closing at that moment.
 KEEPALIVE_EXPIRY_S = 2.0
 DEFAULT_CONTENT_TYPE = b"application/json"
 
-__all__ = ["Answer", "BackendUnreachable", "forward", "make_client"]
+__all__ = ["Answer", "BackendUnreachable", "forward", "header_names", "make_client",
+           "wanted_headers"]
 
 
 class BackendUnreachable(Unavailable):
@@ -41,9 +53,25 @@ def make_client(connect_timeout: float, request_timeout: float,
     return http1.Client(connect_timeout, request_timeout, max_connections, KEEPALIVE_EXPIRY_S)
 
 
-def wanted_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The request headers a backend needs (ASGI's raw form: lower-case names)."""
-    return [(name, value) for name, value in headers if name in FORWARDED_HEADERS]
+def header_names(extra: Iterable[str]) -> frozenset[bytes]:
+    """FORWARDED_HEADERS and `extra` in ASGI's raw form (lower-case bytes), for
+    `wanted_headers`. ValueError for a name that is not an HTTP token or that the
+    forwarder writes itself."""
+    names = set(FORWARDED_HEADERS)
+    for name in extra:
+        if not _TOKEN_RE.fullmatch(name):
+            raise ValueError(f"not a header name: {name!r}")
+        raw = name.lower().encode("ascii")
+        if raw in _NEVER_FORWARDED:
+            raise ValueError(f"{name} describes one connection and is never forwarded")
+        names.add(raw)
+    return frozenset(names)
+
+
+def wanted_headers(headers: Sequence[tuple[bytes, bytes]],
+                   names: frozenset[bytes] = FORWARDED_HEADERS) -> list[tuple[bytes, bytes]]:
+    """The request headers named in `names` (ASGI's raw form: lower-case names)."""
+    return [(name, value) for name, value in headers if name in names]
 
 
 async def forward(client: http1.Client, method: str, base_url: str, path: str, body: bytes,

@@ -28,6 +28,11 @@ _PATH_RE = re.compile(
     r"(?:/versions/(?P<version>[^/:]+)|/labels/(?P<label>[^/:]+))?"
     r"(?:(?P<metadata>/metadata)|:(?P<verb>[A-Za-z]+))?/?$", re.IGNORECASE)
 _LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# TF Serving's status and metadata pattern makes the name optional, then refuses a call
+# without one with its own message (`GET /v1/models`, `GET /v1/models/versions/2`...).
+_NO_NAME_RE = re.compile(
+    r"^/v1/models(?:/versions/\d+|/labels/[^/:]+)?(?:/metadata)?$", re.IGNORECASE)
+MISSING_NAME = "Missing model name in request."
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,8 @@ class ModelPath:
 
 
 def parse(method: str, path: str, check_names: bool = True) -> ModelPath:
-    """A ModelPath, or InvalidArgument (TF Serving's 'Malformed request').
+    """A ModelPath, or InvalidArgument with TF Serving's text ('Malformed request: ...',
+    or MISSING_NAME for a status or metadata call without a name).
 
     `check_names`: model names and labels must be tierserve's safe names (they may
     become paths and URLs). The model server passes False: its names come from its
@@ -69,6 +75,8 @@ def parse(method: str, path: str, check_names: bool = True) -> ModelPath:
     """
     match = _PATH_RE.match(path)
     if match is None:
+        if method == "GET" and _NO_NAME_RE.match(path):
+            raise InvalidArgument(MISSING_NAME)
         raise InvalidArgument(f"Malformed request: {method} {path}")
     name, verb = match["name"], match["verb"]
     if verb is not None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from base import forwarding
@@ -22,6 +24,7 @@ from router.config import RouterConfig
 from router.counting import Counter
 from router.inference import Frontend, Receive, Scope, Send
 from router.metrics import RouterMetrics
+from router.readiness import DbCheck, Readiness, cold_pool_check
 from router.state import RouterState
 from router.table import RoutingTable
 from router.ui import ui
@@ -35,13 +38,19 @@ async def _every(interval: float, func: Callable[[], Any]) -> None:
         await asyncio.sleep(interval)
         func()
 
+# TF Serving's paths are case-insensitive (`/V1/MODELS/m`); `/v1` alone would get FastAPI's
+# redirect to `/v1/`. Tried only when the plain prefix test fails: the serving path pays nothing.
+_OTHER_V1_RE = re.compile(r"/v1(?:/|$)", re.IGNORECASE)
+
+
 class RouterApp(FastAPI):
     """FastAPI, with /v1 handed to the Frontend before any middleware or routing."""
 
     frontend: Frontend
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v1/"):
+        if scope["type"] == "http" and (scope["path"].startswith("/v1/")
+                                        or _OTHER_V1_RE.match(scope["path"])):
             await self.frontend(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)
@@ -104,9 +113,27 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                       summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
                               ":predict|classify|regress (body forwarded unchanged)")
 
+    readiness = Readiness({"cold pool": cold_pool_check(state.http, config.cold_url),
+                           "db": DbCheck(engine)})
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
+        """Kept for existing probes: ok while the process serves HTTP (see /livez, /readyz)."""
         return {"status": "ok", "routing_version": state.table.version}
+
+    @app.get("/livez", tags=["ops"])
+    async def livez() -> dict[str, str]:
+        """200 while the process runs: restart it only when this fails."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz() -> JSONResponse:
+        """200 when the cold pool and the db answer, else 503 `{"error": ...}` naming what is
+        down (checked at most once a second, whatever the number of probes)."""
+        verdict = await readiness.verdict()
+        if verdict.ready:
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"error": verdict.error()}, status_code=503)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics() -> Response:

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-in-flight", dest="max_in_flight", type=int,
                         help="requests answered at once, per process; past it 503 with "
                              "Retry-After (default 256)")
+    parser.add_argument("--forward-headers", dest="forward_headers",
+                        help="comma-separated request headers passed to the backend besides "
+                             "Content-Type, Accept, Content-Encoding (default X-Request-Id,"
+                             "traceparent,tracestate; '' for none; Authorization only if named "
+                             "here; env TIERSERVE_FORWARD_HEADERS)")
     parser.add_argument("--workers", type=int, default=1,
                         help="router processes sharing the port (each flushes its own counts "
                              "and serves its own /metrics)")
@@ -74,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Worker processes rebuild the settings from the environment.
         for name, value in config.model_dump().items():
+            if isinstance(value, tuple):  # "," is an empty list; "" would mean the default
+                value = ",".join(value) or ","
             if value is not None:
                 os.environ[ENV_PREFIX + name.upper()] = str(value)
         uvicorn.run("router.app:app_from_env", factory=True, workers=args.workers, **common)

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from base.forwarding import TRACE_HEADERS, header_names
+
 ENV_PREFIX = "TIERSERVE_"
 MiB = 1024 * 1024
 
@@ -30,6 +32,9 @@ class RouterConfig(BaseModel):
         256, gt=0, description="requests answered at once; past it 503 with Retry-After")
     max_shadow_inflight: int = Field(256, ge=0, description="mirrored requests in flight")
     metrics_top_models: int = Field(20, ge=0, description="models with their own metric label")
+    forward_headers: tuple[str, ...] = Field(
+        TRACE_HEADERS, description="request headers passed to the backend besides Content-Type, "
+                                   "Accept and Content-Encoding (comma-separated in env/flag)")
 
     @field_validator("cold_url")
     @classmethod
@@ -37,6 +42,19 @@ class RouterConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("forward_headers", mode="before")
+    @classmethod
+    def _split_names(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(n.strip() for n in value.split(",") if n.strip())
+        return value
+
+    @field_validator("forward_headers")
+    @classmethod
+    def _forwardable(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        header_names(value)  # ValueError names the bad one
+        return value
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None,

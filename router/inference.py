@@ -19,7 +19,7 @@ from typing import Any
 
 from base import tfs_rest
 from base.errors import Internal, InvalidArgument, TierserveError, Unavailable
-from base.forwarding import FORWARDED_HEADERS, Answer, BackendUnreachable, forward
+from base.forwarding import Answer, BackendUnreachable, forward, header_names
 from base.tfs_rest import ModelPath
 from db import queries
 from policies.experiments import ExperimentSpec, Shadow, Variant
@@ -92,6 +92,7 @@ class Frontend:
         self._limit = config.max_body_bytes
         self._max_in_flight = config.max_in_flight
         self._default_sticky = config.sticky_header.lower().encode("latin-1")
+        self._forwarded = header_names(config.forward_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.in_flight >= self._max_in_flight:
@@ -123,7 +124,8 @@ class Frontend:
             body = await read_body(receive, raw.get(b"content-length"), self._limit)
         except TierserveError as exc:
             return _error_answer(exc)
-        forwarded = [(k, v) for k, v in raw.items() if k in FORWARDED_HEADERS]
+        names = self._forwarded
+        forwarded = [(k, v) for k, v in raw.items() if k in names]
         spec = self.state.table.experiments.get(call.name)
         variant: Variant | None = None
         target = call

@@ -11,7 +11,14 @@ import pytest
 
 from base import http1
 from base.errors import DeadlineExceeded, Unavailable
-from base.forwarding import BackendUnreachable, forward, make_client, wanted_headers
+from base.forwarding import (
+    TRACE_HEADERS,
+    BackendUnreachable,
+    forward,
+    header_names,
+    make_client,
+    wanted_headers,
+)
 from base.procs import free_port
 
 OK = b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
@@ -85,6 +92,17 @@ async def test_answer_and_request_pass_through_unchanged() -> None:
     assert sent.startswith(b"POST /v1/models/m:predict HTTP/1.1\r\n")
     assert b"content-type: application/json\r\n" in sent and b"accept: */*\r\n" in sent
     assert b"x-user-id" not in sent and sent.endswith(b'\r\n\r\n{"instances": [1]}')
+
+
+def test_header_names_add_to_the_body_headers_and_refuse_framing_ones() -> None:
+    raw = [(b"content-type", b"application/json"), (b"x-request-id", b"r1"),
+           (b"traceparent", b"00-t-s-01"), (b"authorization", b"Bearer s"), (b"host", b"h")]
+    assert wanted_headers(raw, header_names(TRACE_HEADERS)) == raw[:3]
+    assert wanted_headers(raw) == raw[:1]  # the default: only what the body needs
+    assert header_names(["Authorization"]) >= {b"authorization", b"content-type"}
+    for bad in ("Host", "content-length", "Connection", "TE", "a:b", ""):
+        with pytest.raises(ValueError):
+            header_names([bad])
 
 
 async def test_connections_are_kept_alive_and_bounded() -> None:

@@ -36,8 +36,9 @@ def test_parse_valid(method: str, path: str, expected: ModelPath) -> None:
     ("POST", "/v1/models/m"),
     ("POST", "/v1/models/m/metadata"),
     ("GET", "/v1/models/m:predict"),
-    ("GET", "/v1/models"),
     ("GET", "/v1/models/"),
+    ("POST", "/v1/models"),
+    ("GET", "/v1/models/versions/x"),
     ("GET", "/v1/models/m/versions/0"),
     ("GET", "/v1/models/m/versions/-1"),
     ("GET", "/v1/models/m/versions/x"),
@@ -52,6 +53,22 @@ def test_parse_valid(method: str, path: str, expected: ModelPath) -> None:
 def test_parse_malformed(method: str, path: str) -> None:
     with pytest.raises(InvalidArgument, match="Malformed request"):
         tfs_rest.parse(method, path)
+
+
+@pytest.mark.parametrize("path", [
+    "/v1/models", "/V1/Models", "/v1/models/versions/2", "/v1/models/labels/stable",
+    "/v1/models/labels/canary/metadata", "/v1/models/versions/2/metadata",
+])
+def test_a_status_or_metadata_call_without_a_name_is_tf_servings_missing_name(path: str) -> None:
+    for check_names in (True, False):  # every front gives the same text
+        with pytest.raises(InvalidArgument) as raised:
+            tfs_rest.parse("GET", path, check_names=check_names)
+        assert str(raised.value) == "Missing model name in request."
+
+
+def test_a_model_named_metadata_is_a_name() -> None:
+    # TF Serving's pattern reads `/v1/models/metadata` as the status of a model so named.
+    assert tfs_rest.parse("GET", "/v1/models/metadata") == ModelPath("metadata")
 
 
 def test_unchecked_names_are_left_to_the_caller() -> None:

@@ -96,10 +96,11 @@ class RouterProcess:
                             headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
 
 
-def start_router(log_dir: Path, db_path: Path, cold_url: str,
+def start_router(log_dir: Path, db_path: Path | str, cold_url: str,
                  *extra: str) -> RouterProcess:
+    """`db_path`: a SQLite file, or any SQLAlchemy URL."""
     port = free_port()
-    db_url = f"sqlite:///{db_path}"
+    db_url = db_path if isinstance(db_path, str) and "://" in db_path else f"sqlite:///{db_path}"
     proc = ServerProcess(
         tierserve_command("router", "--db-url", db_url, "--cold-url", cold_url,
                           "--port", str(port), "--flush-interval", "0.2",

@@ -1,5 +1,6 @@
 """A tiny TF-Serving-shaped backend for router unit tests: `python -m tests.router.fake_backend
---port P --a A --name NAME [--delay S]`. predict answers y = a*x; it echoes what it saw."""
+--port P --a A --name NAME [--delay S]`. predict answers y = a*x; it echoes what it saw (path,
+and for predict the request headers)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import json
 
 import uvicorn
 from fastapi import FastAPI, Request, Response
+
+# The trace context a predict answer carries: a backend's own span, for the router to pass on.
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def create(a: float, name: str, delay: float) -> FastAPI:
@@ -31,10 +35,11 @@ def create(a: float, name: str, delay: float) -> FastAPI:
                 return Response(json.dumps({"error": "bad body"}), status_code=400,
                                 media_type="application/json")
             payload = {"predictions": [a * x for x in instances], "backend": name,
-                       "path": "/v1/" + path}
+                       "path": "/v1/" + path, "headers": dict(request.headers)}
             # Headers of its own, as the cold pool sends: a proxy passes these on.
             return Response(json.dumps(payload), media_type="application/json",
-                            headers={"X-Tierserve-Cache": "hit", "X-Tierserve-Pool": name})
+                            headers={"X-Tierserve-Cache": "hit", "X-Tierserve-Pool": name,
+                                     "traceparent": TRACEPARENT})
         return Response(json.dumps({"backend": name, "path": "/v1/" + path}),
                         media_type="application/json")
 

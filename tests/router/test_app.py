@@ -21,6 +21,7 @@ from router.app import create_app
 from router.config import RouterConfig
 from testkit.postgres import outage
 from tests.router.conftest import start_fake_backend
+from tests.router.fake_backend import TRACEPARENT
 
 TOKEN = "t0ken"
 
@@ -68,6 +69,17 @@ async def test_hot_cold_and_passthrough(fakes: dict[str, str], engine: Engine) -
         # The backend's own headers pass on; its claim about the pool never replaces ours.
         assert r.headers["x-tierserve-cache"] == "hit"
         assert r.headers.get_list("x-tierserve-pool") == ["hot"]
+        # Tracing headers reach the backend; credentials and unlisted headers do not.
+        r = await client.post("/v1/models/c:predict", json=predict([1.0]), headers={
+            "X-Request-Id": "req-42", "traceparent": "00-abc-01", "tracestate": "k=v",
+            "Authorization": "Bearer secret", "X-Other": "o"})
+        seen = r.json()["headers"]
+        assert (seen["x-request-id"], seen["traceparent"], seen["tracestate"]) == (
+            "req-42", "00-abc-01", "k=v")
+        assert "authorization" not in seen and "x-other" not in seen
+        assert seen["content-type"] == "application/json"
+        # ... and the backend's trace context comes back.
+        assert r.headers["traceparent"] == TRACEPARENT
         r = await client.post("/v1/models/c/labels/stable:regress", json=predict([1.0]))
         assert r.json()["path"] == "/v1/models/c/labels/stable:regress"
         assert r.headers["x-tierserve-pool"] == "cold"
@@ -76,6 +88,17 @@ async def test_hot_cold_and_passthrough(fakes: dict[str, str], engine: Engine) -
         assert (r.status_code, r.json()) == (400, {"error": "bad body"})
         r = await client.get("/v1/models/c/metadata")
         assert r.json() == {"backend": "cold", "path": "/v1/models/c/metadata"}
+
+
+async def test_forwarded_headers_are_configurable(fakes: dict[str, str],
+                                                  engine: Engine) -> None:
+    async with running(engine, cold_url=fakes["cold"],
+                       forward_headers="Authorization, X-Tenant") as (client, _):
+        r = await client.post("/v1/models/c:predict", json=predict([1.0]), headers={
+            "Authorization": "Bearer s", "X-Tenant": "t", "X-Request-Id": "r"})
+        seen = r.json()["headers"]
+        assert (seen["authorization"], seen["x-tenant"]) == ("Bearer s", "t")
+        assert "x-request-id" not in seen  # the list replaces the default one
 
 
 async def test_error_shapes(fakes: dict[str, str], engine: Engine) -> None:
@@ -87,6 +110,15 @@ async def test_error_shapes(fakes: dict[str, str], engine: Engine) -> None:
             400, {"error": "Malformed request: POST /v1/models/m:explode"})
         r = await client.post("/v1/models/m:predict", content=b"x" * 1001)
         assert r.status_code == 413 and "1000 bytes" in r.json()["error"]
+        # No name: TF Serving's 400 and texts (the model server's too), never a redirect.
+        for path, error in (("/v1/models", "Missing model name in request."),
+                            ("/v1/models/", "Malformed request: GET /v1/models/"),
+                            ("/v1", "Malformed request: GET /v1")):
+            r = await client.get(path)
+            assert (r.status_code, r.json()) == (400, {"error": error}), path
+        # TF Serving's paths are case-insensitive: forwarded in the canonical form.
+        r = await client.get("/V1/MODELS/c/METADATA")
+        assert r.json()["path"] == "/v1/models/c/metadata"
 
         async def chunks() -> AsyncIterator[bytes]:
             for _ in range(5):

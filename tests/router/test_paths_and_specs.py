@@ -20,6 +20,19 @@ def test_config_env_then_overrides() -> None:
         RouterConfig.load({"cold_url": "ftp://x"}, environ={})
 
 
+def test_forward_headers_from_env_flag_and_refusals() -> None:
+    assert RouterConfig.load(environ={}).forward_headers == (
+        "X-Request-Id", "traceparent", "tracestate")
+    env = {"TIERSERVE_FORWARD_HEADERS": "X-Request-Id, X-B3-TraceId"}
+    assert RouterConfig.load(environ=env).forward_headers == ("X-Request-Id", "X-B3-TraceId")
+    # The flag wins; '' and ',' (how `--workers` hands an empty list on) forward none.
+    assert RouterConfig.load({"forward_headers": ""}, environ=env).forward_headers == ()
+    assert RouterConfig.load(environ={"TIERSERVE_FORWARD_HEADERS": ","}).forward_headers == ()
+    for bad in ("Content-Length", "host", "X Bad", "Transfer-Encoding"):
+        with pytest.raises(ValidationError):
+            RouterConfig.load({"forward_headers": bad}, environ={})
+
+
 def test_metric_model_label_is_bounded() -> None:
     metrics = RouterMetrics(top_n=3)
     for i in range(50):
