@@ -120,7 +120,8 @@ def test_dashboard_totals_search_and_pages(router_proc: RouterProcess, browser: 
         got = browser.execute_script(
             "return Object.fromEntries(['all', 'hot', 'cold'].map(p => "
             "[p, Number(document.getElementById('total-' + p).dataset.rate)]))")
-        return got if not any(v != v for v in got.values()) else None  # NaN: not drawn yet
+        # Not drawn yet: NaN in the page, which arrives here as None (JSON has no NaN).
+        return got if not any(v is None or v != v for v in got.values()) else None
 
     totals = _wait_for(shown_totals)
     assert totals == pytest.approx({k: expected[k]["rate_per_s"] for k in totals})
