@@ -70,8 +70,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cold-slots", type=int, default=30, help="models the pool keeps loaded")
     p.add_argument("--rate", type=float, default=40.0, help="requests per second (main run)")
     p.add_argument("--duration", type=float, default=90.0,
-                   help="seconds of the main trace (the rising model needs a rise of about "
-                        "30 s, 30 %% of it, to be promoted: rates are counted per minute)")
+                   help="seconds of the main trace (the rising model rises for 30 %% of it; "
+                        "the policy promotes it after its 10 s window, counted in 5 s buckets)")
     p.add_argument("--rounds", type=int, default=1, help="main-run turns per set-up")
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--arrivals", choices=("uniform", "poisson"), default="uniform")
