@@ -4,29 +4,47 @@ A request holds its model version (a Lease) while it is forwarded to the model
 server's REST port with one shared client, so the version is never unloaded
 under it. Paths are parsed and rendered by base.tfs_rest, the forwarding is
 base.forwarding's (the router's too).
+
+/v1/models/ is answered by `ColdFront`, a plain ASGI app that `ColdPoolApp`
+calls before FastAPI's middleware and routing, as the router does (its
+router.inference): on a hit, Starlette's request and response objects,
+exception middleware and routing were most of the pool's own cost. FastAPI
+keeps /admin, /metrics, /healthz and the OpenAPI docs.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from base import forwarding, http1, tfs_rest
-from base.errors import NotFound
+from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
 from base.names import check_version
 from base.tfs_rest import ModelPath
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
-from pools.cold.pool import ColdPool, Lease, describe
+from pools.cold.pool import ColdPool, describe
 
 FORWARD_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 256
+
+log = logging.getLogger(__name__)
+Scope = dict[str, Any]
+Message = dict[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+V1_PREFIX = "/v1/models/"
+V1_METHODS = frozenset(("GET", "POST"))
 
 
 def parse_path(path: str, method: str) -> ModelPath:
@@ -56,34 +74,20 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
             await pool.stop()
             await state["http"].aclose()
 
-    app = FastAPI(title="tierserve cold pool", lifespan=lifespan)
+    front = ColdFront(pool, rest_urls, lambda: state["http"])
+    app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan)
     app.state.pool = pool
     app.state.poller = poller
     install_error_handlers(app)
 
-    async def forward(request: Request, lease: Lease, call: ModelPath) -> Response:
-        model, version = lease.key
-        # Status without a version asks for every version, as the caller did.
-        pinned = None if call.kind == "status" and call.version is None else version
-        path = call.with_target(model, pinned, None).render()
-        # Once more if the server dropped a kept-alive connection as we reused it.
-        answer = await forwarding.forward(state["http"], request.method,
-                                          rest_urls[lease.server], path, await request.body(),
-                                          forwarding.wanted_headers(request.headers.raw),
-                                          attempts=2)
-        headers = {"X-Tierserve-Pool": "cold", "X-Tierserve-Cache": "hit" if lease.hit else "miss",
-                   "X-Tierserve-Model-Version": str(version)}
-        return Response(answer.body, status_code=answer.status, headers=headers,
-                        media_type=answer.content_type.decode("latin-1"))
+    async def documented_only() -> Response:
+        raise AssertionError("answered by pools.cold.app.ColdFront")
 
-    @app.api_route("/v1/models/{rest:path}", methods=["GET", "POST"])
-    async def models(request: Request) -> Response:
-        call = parse_path(request.url.path, request.method)
-        lease = await pool.acquire(call.name, call.version)
-        try:
-            return await forward(request, lease, call)
-        finally:
-            pool.release(lease)
+    app.add_api_route("/v1/models/{rest:path}", documented_only, methods=["GET"],
+                      summary="TF Serving REST: GET /v1/models/{name}[/versions/{v}][/metadata]")
+    app.add_api_route("/v1/models/{rest:path}", documented_only, methods=["POST"],
+                      summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}]"
+                              ":predict|classify|regress (body forwarded unchanged)")
 
     @app.get("/admin/models")
     async def admin_list() -> dict[str, object]:
@@ -121,3 +125,92 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
         return {"status": "ok", "loaded": pool.cache.usage(Tier.MEMORY).count}
 
     return app
+
+
+def _error_answer(exc: TierserveError) -> tuple[int, bytes, Headers]:
+    """TF Serving's `{"error": ...}`, as base.http_errors and the router's front answer it."""
+    headers: Headers = [(b"content-type", b"application/json")]
+    if isinstance(exc, Unavailable) and exc.retry_after is not None:
+        headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
+    return int(exc.http_status), json.dumps(exc.body()).encode(), headers
+
+
+async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class ClientGone(Exception):
+    """The client disconnected before its body was read."""
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class ColdFront:
+    """The ASGI app for /v1/models/: lease, forward to the owning model server, answer."""
+
+    def __init__(self, pool: ColdPool, rest_urls: Sequence[str],
+                 client: Callable[[], http1.Client]) -> None:
+        self.pool = pool
+        self.rest_urls = list(rest_urls)
+        self.client = client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            status, body, headers = await self.handle(scope, receive)
+        except ClientGone:
+            return
+        except TierserveError as exc:
+            status, body, headers = _error_answer(exc)
+        except Exception as exc:  # a bug: still TF Serving's error shape, and logged
+            log.exception("%s %s failed", scope["method"], scope["path"])
+            status, body, headers = _error_answer(Internal(f"cold pool error: {exc!r}"))
+        await _answer(send, status, body, headers)
+
+    async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Headers]:
+        method: str = scope["method"]
+        call = parse_path(scope["path"], method)
+        # The lease is taken before the body is read: a slow upload holds its version.
+        lease = await self.pool.acquire(call.name, call.version)
+        try:
+            body = await _read_body(receive)
+            model, version = lease.key
+            # Status without a version asks for every version, as the caller did.
+            pinned = None if call.kind == "status" and call.version is None else version
+            path = call.with_target(model, pinned, None).render()
+            # Once more if the server dropped a kept-alive connection as we reused it.
+            answer = await forwarding.forward(
+                self.client(), method, self.rest_urls[lease.server], path, body,
+                forwarding.wanted_headers(scope["headers"]), attempts=2)
+        finally:
+            self.pool.release(lease)
+        return answer.status, answer.body, [
+            (b"content-type", answer.content_type),
+            (b"x-tierserve-pool", b"cold"),
+            (b"x-tierserve-cache", b"hit" if lease.hit else b"miss"),
+            (b"x-tierserve-model-version", str(version).encode())]
+
+
+class ColdPoolApp(FastAPI):
+    """FastAPI, with /v1/models/ handed to the ColdFront before any middleware or routing."""
+
+    def __init__(self, front: ColdFront, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.front = front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (scope["type"] == "http" and scope["path"].startswith(V1_PREFIX)
+                and scope["method"] in V1_METHODS):
+            await self.front(scope, receive, send)
+        else:  # other methods keep FastAPI's 405, other paths its 404
+            await super().__call__(scope, receive, send)

@@ -14,6 +14,10 @@ from collections.abc import Callable
 from base.procs import ServerProcess, free_port, tierserve_command
 from pools.model_server.command import model_server_args
 
+# The pool's model servers load while they serve: a load's Python code holds the GIL,
+# and a hit waits up to the switch interval (Python's 5 ms) at each hand-off between
+# threads (event loop, inference thread, back). 1 ms: the load yields sooner.
+GIL_SWITCH_INTERVAL_MS = 1.0
 
 def tf_threads(servers: int, cpus: int | None = None) -> int:
     """TensorFlow threads per model server: the CPUs each one really gets, at least 1."""
@@ -28,7 +32,8 @@ class ModelServerChild:
         self.rest_url = f"http://{host}:{self.rest_port}"
         # No file-system polling: the pool names exact versions in each reload, and a sync
         # of every model each second only takes the GIL from predictions.
-        extra = [f"--num_load_threads={load_threads}", "--file_system_poll_wait_seconds=0"]
+        extra = [f"--num_load_threads={load_threads}", "--file_system_poll_wait_seconds=0",
+                 f"--gil_switch_interval_ms={GIL_SWITCH_INTERVAL_MS:g}"]
         if gc_interval_s is not None:
             extra.append(f"--release_memory_interval_seconds={gc_interval_s}")
         # inter-op at least 2: with one thread an op that waits on another can hang.

@@ -49,6 +49,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--release_memory_interval_seconds", type=float, default=10.0,
         help="after unloads, collect garbage and trim the heap at most this often, in the "
              "background (a full collection pauses Python; -1: leave it to Python)")
+    add("--gil_switch_interval_ms", type=float, default=0.0,
+        help="how long a Python thread may hold the GIL while another waits (0: Python's "
+             "5 ms). A server that loads while it serves: a load's Python holds the GIL, and "
+             "a prediction waits up to this long at each of its thread hand-offs")
     add("--model_cache_dir", default="",
         help="where s3:// versions are downloaded (default: a temporary folder)")
     add("--shutdown_grace_seconds", type=float, default=20.0,
@@ -145,6 +149,7 @@ def _run(args: argparse.Namespace) -> int:
     from pools.model_server.servable import Servable
 
     _set_tf_threads(args)
+    set_gil_switch_interval(args.gil_switch_interval_ms)
     from pools.model_server.memory import freeze_long_lived
 
     log.info("%d objects of the start frozen out of garbage collection", freeze_long_lived())
@@ -184,6 +189,12 @@ def _run(args: argparse.Namespace) -> int:
         manager.close()
         if own_cache:
             shutil.rmtree(cache_root, ignore_errors=True)
+
+
+def set_gil_switch_interval(ms: float) -> None:
+    """`--gil_switch_interval_ms`; 0 or less keeps Python's."""
+    if ms > 0:
+        sys.setswitchinterval(ms / 1000)
 
 
 def _set_tf_threads(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pytest
@@ -79,3 +80,15 @@ def test_unknown_flags_still_fail_with_usage(capsys: pytest.CaptureFixture[str])
         parse("--model_nmae=m")
     assert caught.value.code == 2
     assert "usage:" in capsys.readouterr().err
+
+
+def test_gil_switch_interval_flag_sets_pythons_and_zero_keeps_it() -> None:
+    before = sys.getswitchinterval()
+    try:
+        assert parse("--gil_switch_interval_ms=1").gil_switch_interval_ms == 1.0
+        cli.set_gil_switch_interval(0)
+        assert sys.getswitchinterval() == before
+        cli.set_gil_switch_interval(1.0)
+        assert sys.getswitchinterval() == pytest.approx(0.001)
+    finally:
+        sys.setswitchinterval(before)
