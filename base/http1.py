@@ -123,8 +123,18 @@ class _Connection(asyncio.Protocol):
         self.reusable = False
         self.requests += 1
         self.waiter = asyncio.get_running_loop().create_future()
-        # One write: two would cost two system calls (and on loopback, two wake-ups).
-        self.transport.write(head + body)
+        if self.closed or self.transport.is_closing():
+            # The peer closed it before connection_lost reached us (a container's port
+            # proxy accepts, then drops): uvloop raises RuntimeError on such a write.
+            self.closed = True
+            self.waiter.set_exception(ConnectionDropped("connection closed before the request"))
+            return self.waiter
+        try:
+            # One write: two would cost two system calls (and on loopback, two wake-ups).
+            self.transport.write(head + body)
+        except (RuntimeError, OSError) as exc:
+            self.close()
+            self.waiter.set_exception(ConnectionDropped(f"write failed: {exc!r}"))
         return self.waiter
 
     def expire(self) -> None:

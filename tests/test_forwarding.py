@@ -233,3 +233,32 @@ async def test_answers_split_anywhere_and_large_bodies_arrive_whole() -> None:
     assert (first.body, first.content_type) == (b"{}", b"application/json")
     assert second.body == big and second.content_type == b"application/json"  # defaulted
     assert server.requests[0].endswith(big) and server.connections == 1
+
+
+class _ClosedTransport(asyncio.Transport):
+    """A transport as uvloop leaves it after a reset the protocol has not heard of yet."""
+
+    def __init__(self, closing: bool) -> None:
+        super().__init__()
+        self.closing = closing
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        raise RuntimeError("unable to perform operation on <TCPTransport closed=True>; "
+                           "the handler is closed")
+
+    def close(self) -> None:
+        self.closing = True
+
+
+@pytest.mark.parametrize("closing", [True, False])
+async def test_a_connection_reset_before_the_write_is_dropped_not_a_bug(closing: bool) -> None:
+    # Seen with Docker's port proxy: it accepts, then resets; the write must read as a
+    # dropped connection (503, or the router's cold fallback), never as a 500.
+    conn = http1._Connection()
+    conn.connection_made(_ClosedTransport(closing))
+    with pytest.raises(http1.ConnectionDropped):
+        await conn.send(b"GET / HTTP/1.1\r\n\r\n", b"")
+    assert conn.closed

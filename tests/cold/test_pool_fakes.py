@@ -109,7 +109,8 @@ async def test_hundred_waiters_one_download_one_load(tmp_path: Path) -> None:
 
 async def test_full_of_running_requests_waits_then_evicts_the_idle_one(tmp_path: Path) -> None:
     store, server = FakeStore({n: [1] for n in "abc"}), FakeServer()
-    pool = await make_pool(tmp_path, store, server, memory_models=2, load_wait_s=0.2)
+    # load_wait is what c waits in vain; a's and b's loads must fit in it on a busy machine.
+    pool = await make_pool(tmp_path, store, server, memory_models=2, load_wait_s=2.0)
     a = await pool.acquire("a", None)
     b = await pool.acquire("b", None)
     with pytest.raises(Unavailable) as waited:
