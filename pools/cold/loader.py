@@ -192,16 +192,22 @@ class Loader:
     async def _load(self, key: Key, server: int, victims: list[Key]) -> None:
         model, version = key
         backend = self.servers.backends[server]
-        self.cache.start_load(key)
-        backend.sender.add(model, version)
         started = time.monotonic()
         backend.loading += 1
         try:
+            # Victims on other servers leave before the load starts: their reloads and ours
+            # run in separate processes, and ours finishing first would hold one model too
+            # many in memory for a moment.
+            here = [v for v in victims if self.servers.index(v) == server]
+            elsewhere = [self._spawn(self._end_unload(v)) for v in victims if v not in here]
+            if elsewhere:
+                await asyncio.wait(elsewhere)
+            self.cache.start_load(key)
+            backend.sender.add(model, version)
             # One reload carries the load and the unload of the victims on this server.
             reload = asyncio.ensure_future(backend.sender.push())
-            for victim in victims:
-                same = self.servers.index(victim) == server
-                self._spawn(self._end_unload(victim, reload if same else None))
+            for victim in here:
+                self._spawn(self._end_unload(victim, reload))
             error = await asyncio.shield(reload)
         finally:
             backend.loading -= 1
@@ -341,7 +347,8 @@ class Loader:
                 return False
             await self.changes.wait(left)
 
-    def _spawn(self, coro: object) -> None:
+    def _spawn(self, coro: object) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)  # type: ignore[arg-type]
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+        return task

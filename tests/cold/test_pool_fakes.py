@@ -219,3 +219,42 @@ async def test_two_model_servers_each_get_their_own_list(tmp_path: Path) -> None
     assert servers[a.server].loaded == {("a", 1), ("d", 1)} and servers[c.server].loaded == set()
     pool.release(d)
     await pool.stop()
+
+
+async def test_a_victim_on_another_server_leaves_before_the_load_lands(tmp_path: Path) -> None:
+    """Across servers the bound holds at every instant, even when the victim's server is
+    the slow one: its unload is confirmed before the other server's reload starts."""
+    store, servers = FakeStore({n: [1] for n in "abc"}), [FakeServer(), FakeServer()]
+    servers[1].address = "fake:1"
+    most_in_memory = 0
+
+    def track(server: FakeServer) -> None:
+        original = server.reload
+
+        async def reload(models: ModelList) -> None:
+            nonlocal most_in_memory
+            await original(models)
+            most_in_memory = max(most_in_memory, sum(len(s.loaded) for s in servers))
+
+        server.reload = reload  # type: ignore[method-assign]
+
+    for server in servers:
+        track(server)
+    config = PoolConfig(store_uri="fake://store", cache_dir=tmp_path / "cache",
+                        eviction_policy="lru", memory_models=2)
+    pool = ColdPool(config, store, servers)  # type: ignore[arg-type]
+    await pool.start()
+    a = await pool.acquire("a", None)
+    b = await pool.acquire("b", None)
+    pool.release(a)
+    pool.release(b)
+    for _ in range(20):  # "a"'s server gets busy with hits, so "c" loads away from it
+        pool.release(await pool.acquire("a", None))
+    pool.release(await pool.acquire("b", None))  # "a" is now the least recently used
+    servers[a.server].delay = 0.2  # "a"'s unload is slow; "c" must not land before it ends
+    c = await pool.acquire("c", None)  # evicts "a"
+    assert c.server == b.server and servers[a.server].loaded == set()
+    assert most_in_memory <= 2
+    assert sum(len(s.loaded) for s in servers) == 2
+    pool.release(c)
+    await pool.stop()
