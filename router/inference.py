@@ -14,11 +14,11 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 from base import tfs_rest
-from base.errors import Internal, InvalidArgument, TierserveError, Unavailable
+from base.asgi_body import ClientGone, read_body
+from base.errors import Internal, TierserveError, Unavailable
 from base.forwarding import Answer, BackendUnreachable, forward, header_names
 from base.tfs_rest import ModelPath
 from db import queries
@@ -36,34 +36,6 @@ Headers = list[tuple[bytes, bytes]]
 
 # Seconds a shed client is asked to wait: in-flight requests mostly finish well within it.
 SHED_RETRY_AFTER_S = 1
-
-
-class PayloadTooLarge(InvalidArgument):
-    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body was read."""
-
-
-async def read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes without reading it all."""
-    too_large = PayloadTooLarge(f"request body larger than {limit} bytes")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
