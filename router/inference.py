@@ -14,6 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 from typing import Any
 
 from base import tfs_rest
@@ -182,6 +183,11 @@ class Frontend:
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
+        if status == HTTPStatus.NOT_FOUND and spec is None:
+            # Not found: any name can be asked for, so nothing per name is kept (no db
+            # count row, no metric label, no dashboard row); one shared series counts them.
+            self.state.metrics.observe_not_found(pool, latency)
+            return
         self.state.metrics.observe(target.name, pool, status, latency)
         # Status and metadata calls are not load: only inference feeds the db counts.
         if call.is_inference:

@@ -1,6 +1,6 @@
 """A tiny TF-Serving-shaped backend for router unit tests: `python -m tests.router.fake_backend
 --port P --a A --name NAME [--delay S]`. predict answers y = a*x; it echoes what it saw (path,
-and for predict the request headers)."""
+and for predict the request headers). Models named bogus* are not found (404)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def create(a: float, name: str, delay: float) -> FastAPI:
         if delay:
             await asyncio.sleep(delay)
         body = await request.body()
+        if path.startswith("models/bogus"):  # as the cold pool answers a name not in the store
+            return Response(json.dumps({"error": "Servable not found for request: Latest(x)"}),
+                            status_code=404, media_type="application/json")
         if path.endswith(":predict"):
             try:
                 instances = json.loads(body)["instances"]
