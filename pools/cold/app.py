@@ -26,9 +26,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from base import forwarding, http1, tfs_rest
 from base.asgi_body import ClientGone, check_declared, read_body
-from base.errors import Internal, TierserveError, Unavailable
+from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
-from base.names import check_version
+from base.names import check_model_name, check_version
 from base.tfs_rest import ModelPath
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
@@ -91,6 +91,18 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
         servers = [{"grpc": b.client.address, "rest": url}
                    for b, url in zip(pool.servers.backends, rest_urls, strict=True)]
         return {**pool.listing(), "model_server": servers[0], "model_servers": servers}
+
+    @app.get("/admin/models/{model}/versions")
+    async def admin_versions(model: str) -> dict[str, object]:
+        """What exists of a model, without loading it: the store's versions (listed as a
+        miss would) and the model's labels. 503 while the store cannot be reached."""
+        check_model_name(model)
+        try:
+            versions = await pool.catalog.versions(model)
+        except NotFound:
+            versions = []
+        return {"model": model, "in_store": bool(versions), "versions": versions,
+                "labels": pool.labels.of(model)}
 
     @app.post("/admin/models/{model}/load")
     async def admin_load(model: str, version: int | None = None,
