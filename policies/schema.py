@@ -235,8 +235,12 @@ class Policy(Strict):
                              "must not take the CPU from hot servers")
         return self
 
-    def container_hash(self) -> str:
-        """Short hash of everything that shapes a hot instance; a change means replace it."""
-        shape = {"store": self.store, "container": self.hot.container.model_dump(mode="json")}
+    def container_hash(self, model: str | None = None) -> str:
+        """Short hash of everything that shapes a hot instance (of `model`: its labels too);
+        a change means replace it. A model without labels hashes as it always did."""
+        shape: dict[str, object] = {"store": self.store,
+                                    "container": self.hot.container.model_dump(mode="json")}
+        if model is not None and self.labels.get(model):
+            shape["labels"] = dict(sorted(self.labels[model].items()))
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]
