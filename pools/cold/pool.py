@@ -178,6 +178,12 @@ class ColdPool:
             raise Unavailable(
                 f"model {key[0]} version {key[1]} is still loading; retry later",
                 retry_after=self._retry_after(key)) from None
+        except Unavailable as exc:
+            self._end(key)
+            if exc.retry_after is not None:
+                raise
+            # The store went away mid-download, the files vanished twice...: worth a retry.
+            raise Unavailable(exc.message, retry_after=STORE_RETRY_AFTER_S) from exc
         except BaseException:
             self._end(key)
             raise

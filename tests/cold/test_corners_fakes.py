@@ -143,3 +143,17 @@ def test_labels_file_is_read_checked_and_reloaded(tmp_path: Path) -> None:
         path.write_text(bad)
         with pytest.raises(ValueError):
             read_labels(path)
+
+
+async def test_a_store_lost_mid_download_is_503_with_retry_after(tmp_path: Path) -> None:
+    class Dropping(FakeStore):
+        def download(self, model: str, version: int, dest_dir: Path) -> Path:
+            raise Unavailable("connection reset by the store")
+
+    store = Dropping({"m": [1]})
+    pool = await make_pool(tmp_path, store, FakeServer(), failure_ttl_s=600)
+    with pytest.raises(Unavailable) as refused:
+        await pool.acquire("m", None)
+    assert refused.value.retry_after is not None
+    assert pool.cache.failure(("m", 1), 0.0) is None  # transient: tried again next time
+    await pool.stop()
