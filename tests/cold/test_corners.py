@@ -1,8 +1,10 @@
 """A real cold pool's corners: version labels from a file it re-reads, bogus names, bodies past
-its limit, cache files deleted under it (moto's S3, real model servers, toy models)."""
+its limit, cache files deleted under it, and the router checking experiment arms against it
+(moto's S3, real model servers, toy models)."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import time
@@ -104,3 +106,33 @@ def test_cache_files_deleted_under_the_pool_are_downloaded_again(pool: Pool) -> 
     assert pool.entry("lab", 1)["failure"] is None
     shutil.rmtree(pool.cache_dir)  # the whole folder
     assert pool.predict("other", XS).json() == {"predictions": expected(3.0, XS)}
+
+
+async def test_the_router_checks_experiment_arms_against_the_pool(pool: Pool,
+                                                                  tmp_path: Path) -> None:
+    from db.queries import make_engine
+    from tests.router.test_app import running
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'router.db'}")
+    async with running(engine, cold_url=pool.url) as (client, _):
+        def arms(*variants: dict[str, object]) -> dict[str, object]:
+            return {"name": "pub", "variants": list(variants)}
+
+        for arm, field in (({"model": "lab", "label": "beta"}, "label"),
+                           ({"model": "lab", "version": 7}, "version"),
+                           ({"model": "ghost-model"}, "model")):
+            r = await client.post("/admin/experiments", json=arms({**arm, "weight": 100}))
+            assert r.status_code == 422, r.text
+            assert [e["loc"] for e in json.loads(r.json()["error"])] == [
+                ["body", "variants", 0, field]]
+        r = await client.post("/admin/experiments", json=arms(
+            {"model": "lab", "label": "canary", "weight": 50},
+            {"model": "lab", "version": 1, "weight": 50}))
+        assert r.status_code == 201 and "unchecked" not in r.json(), r.text
+        seen = set()
+        for user in range(20):
+            answer = await client.post("/v1/models/pub:predict", json={"instances": XS},
+                                       headers={"X-User-Id": str(user)})
+            assert answer.status_code == 200, answer.text
+            seen.add((answer.headers["x-tierserve-variant"], answer.json()["predictions"][0]))
+        assert seen == {("lab.canary", expected(2.0, XS)[0]), ("lab.v1", expected(1.0, XS)[0])}
