@@ -95,7 +95,9 @@ class Stack:
             self.procs["pool"] = ServerProcess(
                 tierserve_command("pool", "--store", self.policy.store,
                                   "--cache-dir", str(cfg.var_dir / "cache"),
-                                  "--port", str(pool_port), *pool_flags(self.policy)),
+                                  "--port", str(pool_port), *pool_flags(self.policy),
+                                  # The pool re-reads the policy's `labels:` when it changes.
+                                  "--labels-file", str(Path(cfg.policy_path).resolve())),
                 ready_url=f"{self.pool_url}/healthz", log_path=self._log("pool"), env=env)
             self.procs["router"] = ServerProcess(
                 tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
