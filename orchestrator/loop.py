@@ -233,7 +233,11 @@ class Orchestrator:
         rules = liveness.Rules.of(policy.hot)
         restart = action.kind == "restart" and inst is not None
         spec = InstanceSpec(action.model, policy.store, policy.hot.container,
-                            policy.container_hash(), inst.hot_since if restart and inst else now)
+                            policy.container_hash(), inst.hot_since if restart and inst else now,
+                            policy.hot.swarm)
+        if restart and inst is not None and inst.running and inst.policy_hash != spec.policy_hash:
+            if self._rolled(action, inst, spec, rules, now):
+                return
         try:
             prepared = self.runtime.prepare(spec)
         except TierserveError as exc:
@@ -255,6 +259,22 @@ class Orchestrator:
             self.book = self.book.retry_later(action.model, rules, now)  # forgiven once AVAILABLE
         self._event(action.model, action.kind, action.reason,
                     f"started {started.id[:12]}; routed hot once AVAILABLE")
+
+    def _rolled(self, action: Action, inst: Instance, spec: InstanceSpec, rules: liveness.Rules,
+                now: float) -> bool:
+        """A settings change rolled in place by the runtime (Swarm): the route stays on the
+        old server until the new one is probed AVAILABLE. False: the runtime cannot roll."""
+        try:
+            rolled = self.runtime.roll(inst, spec)
+        except TierserveError as exc:  # refused: the old instance runs on as it was
+            self._start_failed(action, exc, rules, now)
+            return True
+        if rolled is None:
+            return False
+        self._event(action.model, "restart", action.reason,
+                    f"rolling {inst.id[:12]} to the new settings; the old task serves until "
+                    "the new one runs")
+        return True
 
     def _start_failed(self, action: Action, exc: TierserveError, rules: liveness.Rules,
                       now: float) -> None:

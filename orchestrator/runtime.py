@@ -10,9 +10,10 @@ starting duplicates.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from policies.schema import ContainerSettings
+from policies.swarm import SwarmSettings
 from pools.model_server.threads import pool_sizes
 
 # Ports inside a container; TF Serving's defaults, so the official image works unchanged.
@@ -29,6 +30,7 @@ class InstanceSpec:
     container: ContainerSettings
     policy_hash: str
     hot_since: float
+    swarm: SwarmSettings = field(default_factory=SwarmSettings)  # the swarm runtime's only
 
 
 def granted_threads(settings: ContainerSettings) -> tuple[int | None, int | None]:
@@ -71,6 +73,13 @@ class Runtime(ABC):
     @abstractmethod
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         """Stop and remove `instance`; a missing one is not an error."""
+
+    def roll(self, instance: Instance, spec: InstanceSpec) -> Instance | None:
+        """Replace a running instance's settings in place, the old one serving until the new
+        one runs (Swarm's rolling update); None when this runtime cannot (the loop then stops
+        the old instance and starts a new one). Raises base.errors.TierserveError when the
+        runtime refuses the new settings: the old instance keeps running as it was."""
+        return None
 
     def close(self) -> None:
         """Release clients; instances keep running (the next orchestrator adopts them)."""
