@@ -22,7 +22,6 @@ from typing import Any
 from docker.errors import APIError, DockerException, NotFound
 
 from base.errors import FailedPrecondition, TierserveError
-from orchestrator.container_spec import LABEL_OWNER, LABEL_SCOPE, OWNER
 from orchestrator.docker_runtime import DockerRuntime, _error
 from orchestrator.runtime import Instance, InstanceSpec
 from orchestrator.service_spec import instance_of, service_spec
