@@ -132,7 +132,8 @@ class SwarmSettings(_Strict):
         "node.labels.zone")
     health_cmd: list[str] | None = Field(
         None, min_length=1, description="command run inside the task that exits 0 once the "
-        "model is AVAILABLE (Docker's HEALTHCHECK CMD); Swarm then counts a task as running "
+        "model is AVAILABLE (Docker's HEALTHCHECK CMD; `{model}` in it stands for the model's "
+        "name); Swarm then counts a task as running "
         "only when healthy, so a start-first roll under reach: network never sends requests "
         "to a server still loading. The official image has no HTTP client: leave it unset")
     health_start: Seconds = Field(

@@ -65,9 +65,9 @@ def test_swarm_reach_published_publishes_both_ports_in_host_mode() -> None:
 
 def test_swarm_reach_network_publishes_nothing_and_joins_the_network() -> None:
     svc = service_spec(spec({"reach": "network", "network": "tiernet",
-                             "health_cmd": ["probe", "m"]}), MOUNT, "sc")
+                             "health_cmd": ["probe", "/v1/models/{model}"]}), MOUNT, "sc")
     assert "Ports" not in svc["endpoint_spec"] and svc["networks"] == ["tiernet"]
-    assert svc["healthcheck"]["Test"] == ["CMD", "probe", "m"]
+    assert svc["healthcheck"]["Test"] == ["CMD", "probe", "/v1/models/m"]
 
 
 SERVICE = {"ID": "svc1", "Spec": {"Name": "tierserve-sc-m", "Labels": {
