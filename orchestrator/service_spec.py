@@ -89,7 +89,8 @@ def service_spec(spec: InstanceSpec, mount: ModelMount, scope: str) -> dict[str,
     if swarm.health_cmd:
         # Swarm counts a task as running (and, start-first, stops the old one) once healthy.
         kwargs["healthcheck"] = Healthcheck(
-            test=["CMD", *(a.replace("{model}", spec.model) for a in swarm.health_cmd)], interval=HEALTH_INTERVAL_S * NS,
+            test=["CMD", *(a.replace("{model}", spec.model) for a in swarm.health_cmd)],
+            interval=HEALTH_INTERVAL_S * NS,
             timeout=HEALTH_INTERVAL_S * NS, retries=3, start_period=int(swarm.health_start * NS))
     if swarm.network:
         kwargs["networks"] = [swarm.network]
