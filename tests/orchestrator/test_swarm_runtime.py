@@ -8,6 +8,7 @@ the router with no failed request: tests/orchestrator/test_through_router.py[swa
 from __future__ import annotations
 
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -96,8 +97,13 @@ def test_swarm_service_has_the_policys_shape_and_answers_on_loopback(
 def test_swarm_roll_moves_the_service_to_new_settings_in_place(
         runtime: SwarmRuntime, toy_store: Path) -> None:
     (old,) = runtime.list_instances()
-    new_spec = make_spec(toy_store, env={"TF_CPP_MIN_LOG_LEVEL": "3",
-                                         "PYTHONPATH": str(docker_image.REPO_ROOT)})
+    # With a health command Swarm counts the new task as running only once the model is
+    # AVAILABLE, and only then (start-first) stops the old one.
+    health = [sys.executable, "-c", "import urllib.request as u; assert b'AVAILABLE' in "
+              "u.urlopen('http://127.0.0.1:8501/v1/models/{model}', timeout=3).read()"]
+    new_spec = make_spec(toy_store, swarm={**SWARM, "health_cmd": health},
+                         env={"TF_CPP_MIN_LOG_LEVEL": "3",
+                              "PYTHONPATH": str(docker_image.REPO_ROOT)})
     new_spec = InstanceSpec(new_spec.model, new_spec.store, new_spec.container, "hash-2",
                             old.hot_since, new_spec.swarm)
     assert runtime.roll(old, new_spec) is not None
@@ -106,6 +112,13 @@ def test_swarm_roll_moves_the_service_to_new_settings_in_place(
     assert inst.id.split("/")[0] == old.id.split("/")[0]  # the same service, a new task
     assert inst.policy_hash == "hash-2" and inst.hot_since == old.hot_since
     assert predict(inst, [3.0]) == expected(MODELS["alpha"], 0.0, [3.0])
+    client = docker.from_env()
+    try:
+        task = client.api.inspect_task(inst.id.split("/")[1])
+        container = client.containers.get(task["Status"]["ContainerStatus"]["ContainerID"])
+        assert container.attrs["State"]["Health"]["Status"] == "healthy"
+    finally:
+        client.close()
 
 
 def test_swarm_refused_roll_leaves_the_service_as_it_was(runtime: SwarmRuntime,
