@@ -90,6 +90,11 @@ class Orchestrator:
             self.metrics.policy_loaded_at.set(self.clock())
             self._event(POLICY_EVENT_MODEL, "policy_reload", str(self.watcher.path),
                         f"ok: sha256 {result.loaded.digest[:12]}")
+            wanted = result.loaded.policy.runtime
+            if wanted not in ("auto", self.runtime.name):
+                self._event(POLICY_EVENT_MODEL, "policy_reload", f"runtime: {wanted}",
+                            f"not applied: the runtime is chosen at start (running "
+                            f"{self.runtime.name}); restart the orchestrator")
         elif self.watcher.last_error is None and self.watcher.current is not None:
             self.metrics.policy_valid.set(1)
         current = self.watcher.current

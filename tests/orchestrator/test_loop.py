@@ -267,6 +267,16 @@ def test_swarm_refused_roll_keeps_the_old_instance_serving(tmp_path: Path) -> No
     h.orch.close()
 
 
+def test_swarm_runtime_named_by_a_reload_is_reported_not_applied(h: Harness) -> None:
+    h.step()
+    write_policy(h.policy_path, "runtime: swarm\n" + policy_text())
+    h.step()
+    assert h.orch.runtime is h.runtime
+    action, outcome = h.events("")[-1]
+    assert action == "policy_reload" and outcome == (
+        "not applied: the runtime is chosen at start (running fake); restart the orchestrator")
+
+
 def test_experiments_in_the_policy_reach_the_db(h: Harness) -> None:
     write_policy(h.policy_path, policy_text() + "experiments:\n  - name: rec\n    variants:\n"
                  "      - {model: a, weight: 50}\n      - {model: b, weight: 50}\n")
