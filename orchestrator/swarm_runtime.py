@@ -59,9 +59,10 @@ class SwarmRuntime(DockerRuntime):
         try:
             reason = swarm_state(self.client)
         except DockerException as exc:
+            self.close()
             raise _error(exc, "swarm") from None
         if reason is not None:
-            self.client.close()
+            self.close()
             raise FailedPrecondition(reason)
 
     def list_instances(self) -> list[Instance]:
