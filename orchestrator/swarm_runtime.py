@@ -79,7 +79,7 @@ class SwarmRuntime(DockerRuntime):
     def _service(self, instance: Instance) -> Any:
         return self.client.services.get(instance.id.split("/")[0])
 
-    def _instance(self, service: Any) -> Instance:  # type: ignore[override]
+    def _created(self, service: Any) -> Instance:
         service.reload()
         return instance_of(service.attrs, [], {})
 
@@ -87,7 +87,7 @@ class SwarmRuntime(DockerRuntime):
         kwargs = service_spec(spec, self._prepared_mount(spec), self.scope)
         try:
             service = self.client.services.create(**kwargs)
-            return self._instance(service)
+            return self._created(service)
         except DockerException as exc:
             raise _spec_error(exc, f"start {spec.model}") from None
 
@@ -96,7 +96,7 @@ class SwarmRuntime(DockerRuntime):
         try:
             service = self._service(instance)
             service.update(**kwargs)
-            return self._instance(service)
+            return self._created(service)
         except DockerException as exc:
             raise _spec_error(exc, f"roll {spec.model}") from None
 

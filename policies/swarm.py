@@ -31,7 +31,6 @@ _LABEL_KEY_RE = re.compile(r"^(node|engine)\.labels\.[A-Za-z0-9_][A-Za-z0-9_.-]*
 _VALUE_RE = re.compile(r"^[A-Za-z0-9:\-_.*()?+\[\]\\^$|/]+$")
 _PLAIN_KEYS = ("node.id", "node.hostname", "node.role", "node.platform.os",
                "node.platform.arch", "node.ip")
-_PREFERENCE_RE = re.compile(r"^(node|engine)\.labels\.[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 
 
 def check_constraint(text: str) -> str:
@@ -58,7 +57,7 @@ def check_constraint(text: str) -> str:
 
 
 def _check_preference(text: str) -> str:
-    if not _PREFERENCE_RE.match(text.strip()):
+    if not _LABEL_KEY_RE.match(text.strip()):
         raise ValueError(f"preference {text!r}: Swarm spreads over a label, "
                          "node.labels.<name> or engine.labels.<name>")
     return text.strip()
