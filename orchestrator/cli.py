@@ -22,9 +22,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--policy", default=env("TIERSERVE_POLICY", "policy.yaml"), help="policy YAML file")
     add("--db-url", default=env("TIERSERVE_DB_URL", "sqlite:///var/tierserve.db"),
         help="SQLAlchemy URL of the db the router reads")
-    add("--runtime", choices=("auto", "docker", "process"),
-        default=env("TIERSERVE_RUNTIME", "auto"),
-        help="where hot models run; auto: Docker when an engine answers, else local processes")
+    add("--runtime", choices=("auto", "docker", "process", "swarm"),
+        default=env("TIERSERVE_RUNTIME"),
+        help="where hot models run (default: the policy's `runtime`, else auto); auto: Docker "
+        "when an engine answers, else local processes; swarm: Swarm services (run on a "
+        "manager node)")
     add("--scope", default=env("TIERSERVE_SCOPE", "default"),
         help="name of this deployment: only instances labelled with it are adopted or removed")
     add("--state-dir", default=env("TIERSERVE_STATE_DIR", "var/orchestrator"),
@@ -37,7 +39,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stop and remove every instance of this scope, then exit")
 
 
+def policy_runtime(path: Path) -> str:
+    """The policy file's `runtime` (auto when the file cannot be read yet: the loop reports
+    why)."""
+    from policies.loader import PolicyError, load_policy
+
+    try:
+        return load_policy(path).policy.runtime
+    except PolicyError:
+        return "auto"
+
+
 def make_runtime(kind: str, state_dir: Path, scope: str) -> Runtime:
+    if kind == "swarm":
+        from base.errors import TierserveError
+        from orchestrator.swarm_runtime import SwarmRuntime
+
+        try:
+            return SwarmRuntime(state_dir, scope)
+        except TierserveError as exc:
+            raise SystemExit(f"runtime swarm: {exc.message}") from None
     if kind in ("auto", "docker"):
         from orchestrator.docker_runtime import DockerRuntime, docker_available
 
@@ -78,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
 
     state_dir = Path(args.state_dir)
     state_dir.mkdir(parents=True, exist_ok=True)
-    runtime = make_runtime(args.runtime, state_dir, args.scope)
+    kind = args.runtime or policy_runtime(Path(args.policy))
+    runtime = make_runtime(kind, state_dir, args.scope)
     engine = make_engine(args.db_url)
     if args.stop_instances:
         return stop_instances(runtime, engine)

@@ -53,30 +53,52 @@ def container_name(scope: str, model: str) -> str:
     return f"tierserve-{scope}-{model}"
 
 
-def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
-                   network: str | None = None, config_file: Path | None = None
-                   ) -> dict[str, Any]:
-    """`config_file`: the host file of a labelled model's model config (mounted read-only)."""
-    settings = spec.container
-    volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in settings.volumes.items()}
+def read_only_binds(spec: InstanceSpec, mount: ModelMount,
+                    config_file: Path | None = None) -> dict[str, str]:
+    """host path -> path inside: the policy's extra volumes, then the model's own (and a
+    labelled model's config file)."""
+    binds = dict(spec.container.volumes)
     for host, inside in mount.volumes.items():
-        volumes.setdefault(host, {"bind": inside, "mode": "ro"})
+        binds.setdefault(host, inside)
+    if config_file is not None:
+        binds[str(config_file)] = CONFIG_INSIDE
+    return binds
+
+
+def server_command(spec: InstanceSpec, mount: ModelMount,
+                   config_file: Path | None = None) -> list[str]:
+    """The model server's command line inside the container (TF Serving's flags)."""
+    settings = spec.container
     extra = list(settings.args)
     if config_file is not None:
-        volumes[str(config_file)] = {"bind": CONFIG_INSIDE, "mode": "ro"}
         extra = [*config_file_args(CONFIG_INSIDE), *extra]
     official = settings.kind == "tensorflow-serving"
     program = settings.command or (["tensorflow_model_server"] if official
                                    else ["tierserve", "model-server"])
     intra, inter = granted_threads(settings)
-    command = [*program, *model_server_args(
+    return [*program, *model_server_args(
         port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
         model_base_path=mount.base_path, host=None if official else TIERSERVE_HOST,
         intra_op_threads=intra, inter_op_threads=inter, extra=extra)]
+
+
+def instance_labels(spec: InstanceSpec, scope: str) -> dict[str, str]:
+    """The labels a restarted orchestrator adopts its instances by."""
+    return {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,
+            LABEL_HASH: spec.policy_hash, LABEL_SINCE: repr(spec.hot_since)}
+
+
+def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
+                   network: str | None = None, config_file: Path | None = None
+                   ) -> dict[str, Any]:
+    """`config_file`: the host file of a labelled model's model config (mounted read-only)."""
+    settings = spec.container
+    volumes = {host: {"bind": inside, "mode": "ro"}
+               for host, inside in read_only_binds(spec, mount, config_file).items()}
+    command = server_command(spec, mount, config_file)
     run: dict[str, Any] = {
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
-        "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,
-                   LABEL_HASH: spec.policy_hash, LABEL_SINCE: repr(spec.hot_since)},
+        "labels": instance_labels(spec, scope),
         "environment": {"HOME": "/tmp", **settings.env}, "volumes": volumes,
         "tmpfs": {"/tmp": "rw,size=256m"},
         "ports": {f"{REST_PORT}/tcp": ("127.0.0.1", None), f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},

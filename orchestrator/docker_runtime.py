@@ -160,14 +160,20 @@ class DockerRuntime(Runtime):
         except Exception as exc:  # e.g. an OSError while writing the copy
             raise Internal(f"sync {spec.model} from {spec.store}: {exc}") from exc
 
+    def _config_file(self, spec: InstanceSpec, mount: ModelMount) -> Path | None:
+        """A labelled model's model config file (TF Serving's way to carry version_labels),
+        written on the host for a read-only bind mount; None without labels."""
+        if not spec.labels:
+            return None
+        config = (self.state_dir / "configs" / f"{self.scope}-{spec.model}.config").resolve()
+        config.parent.mkdir(parents=True, exist_ok=True)
+        config.write_text(labelled_config(spec, mount.base_path))
+        return config
+
     def start(self, spec: InstanceSpec) -> Instance:
         mount = self._prepared_mount(spec)
-        config = None
-        if spec.labels:  # TF Serving's way: a model config file with version_labels
-            config = (self.state_dir / "configs" / f"{self.scope}-{spec.model}.config").resolve()
-            config.parent.mkdir(parents=True, exist_ok=True)
-            config.write_text(labelled_config(spec, mount.base_path))
-        run = container_spec(spec, mount, self.scope, self.network, config_file=config)
+        run = container_spec(spec, mount, self.scope, self.network,
+                             config_file=self._config_file(spec, mount))
         try:
             container = self.client.containers.run(detach=True, **run)
             container.reload()  # the published host ports are known only after start

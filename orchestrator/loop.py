@@ -90,6 +90,11 @@ class Orchestrator:
             self.metrics.policy_loaded_at.set(self.clock())
             self._event(POLICY_EVENT_MODEL, "policy_reload", str(self.watcher.path),
                         f"ok: sha256 {result.loaded.digest[:12]}")
+            wanted = result.loaded.policy.runtime
+            if wanted not in ("auto", self.runtime.name):
+                self._event(POLICY_EVENT_MODEL, "policy_reload", f"runtime: {wanted}",
+                            f"not applied: the runtime is chosen at start (running "
+                            f"{self.runtime.name}); restart the orchestrator")
         elif self.watcher.last_error is None and self.watcher.current is not None:
             self.metrics.policy_valid.set(1)
         current = self.watcher.current
@@ -235,7 +240,11 @@ class Orchestrator:
         spec = InstanceSpec(action.model, policy.store, policy.hot.container,
                             policy.container_hash(action.model),
                             inst.hot_since if restart and inst else now,
-                            labels=dict(policy.labels.get(action.model, {})))
+                            labels=dict(policy.labels.get(action.model, {})),
+                            swarm=policy.hot.swarm)
+        if restart and inst is not None and inst.running and inst.policy_hash != spec.policy_hash:
+            if self._rolled(action, inst, spec, rules, now):
+                return
         try:
             prepared = self.runtime.prepare(spec)
         except TierserveError as exc:
@@ -257,6 +266,22 @@ class Orchestrator:
             self.book = self.book.retry_later(action.model, rules, now)  # forgiven once AVAILABLE
         self._event(action.model, action.kind, action.reason,
                     f"started {started.id[:12]}; routed hot once AVAILABLE")
+
+    def _rolled(self, action: Action, inst: Instance, spec: InstanceSpec, rules: liveness.Rules,
+                now: float) -> bool:
+        """A settings change rolled in place by the runtime (Swarm): the route stays on the
+        old server until the new one is probed AVAILABLE. False: the runtime cannot roll."""
+        try:
+            rolled = self.runtime.roll(inst, spec)
+        except TierserveError as exc:  # refused: the old instance runs on as it was
+            self._start_failed(action, exc, rules, now)
+            return True
+        if rolled is None:
+            return False
+        self._event(action.model, "restart", action.reason,
+                    f"rolling {inst.id[:12]} to the new settings; the old task serves until "
+                    "the new one runs")
+        return True
 
     def _start_failed(self, action: Action, exc: TierserveError, rules: liveness.Rules,
                       now: float) -> None:

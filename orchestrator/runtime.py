@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from base.errors import TierserveError
 from policies.schema import ContainerSettings
+from policies.swarm import SwarmSettings
 from pools.model_server.command import labelled_versions, model_config_text
 from pools.model_server.threads import pool_sizes
 from pools.store import open_store
@@ -36,6 +37,7 @@ class InstanceSpec:
     container: ContainerSettings
     policy_hash: str
     hot_since: float
+    swarm: SwarmSettings = field(default_factory=SwarmSettings)  # the swarm runtime's only
     # The policy's version labels of the model; with any, the server keeps every labelled
     # version loaded (pools.model_server.command.labelled_versions).
     labels: Mapping[str, int] = field(default_factory=dict)
@@ -81,6 +83,13 @@ class Runtime(ABC):
     @abstractmethod
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         """Stop and remove `instance`; a missing one is not an error."""
+
+    def roll(self, instance: Instance, spec: InstanceSpec) -> Instance | None:
+        """Replace a running instance's settings in place, the old one serving until the new
+        one runs (Swarm's rolling update); None when this runtime cannot (the loop then stops
+        the old instance and starts a new one). Raises base.errors.TierserveError when the
+        runtime refuses the new settings: the old instance keeps running as it was."""
+        return None
 
     def close(self) -> None:
         """Release clients; instances keep running (the next orchestrator adopts them)."""

@@ -24,6 +24,7 @@ from pydantic import (
 from base.names import MODEL_NAME_RE, is_valid_model_name
 from policies import durations
 from policies.experiments import ExperimentSpec, Known, check_targets
+from policies.swarm import SwarmSettings
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -72,6 +73,9 @@ WINDOW_RESOLUTION = ("counts are stored per 5 s for the last 5 minutes and per m
 
 # The cold pool's default for its model servers' niceness (pools.cold.config).
 COLD_NICE_DEFAULT = 5
+
+
+RuntimeName = Literal["auto", "process", "docker", "swarm"]
 
 
 class Strict(BaseModel):
@@ -146,6 +150,10 @@ class HotPool(Strict):
         120.0, description="how long a new instance may take to report AVAILABLE")
     restart_backoff: Backoff = Field(default_factory=Backoff)
     container: ContainerSettings = Field(default_factory=ContainerSettings)
+    # -- Docker Swarm (runtime: swarm; policies/swarm.py) --
+    swarm: SwarmSettings = Field(default_factory=SwarmSettings,
+                                 description="runtime swarm: placement, reservations, restart "
+                                 "and update policy, how routers reach a service")
 
     @model_validator(mode="after")
     def _consistent(self) -> HotPool:
@@ -192,6 +200,11 @@ class Policy(Strict):
 
     store: str = Field(min_length=1, description="model store: s3://bucket/prefix or a path")
     interval: PositiveDuration = Field(5.0, description="reconcile loop period")
+    # -- runtime (read when the orchestrator starts; its --runtime flag wins) --
+    runtime: RuntimeName = Field(
+        "auto", description="where hot servers run: process (local processes), docker "
+        "(containers on one engine), swarm (Docker Swarm services, hot.swarm), auto (docker "
+        "when an engine answers, else process). Read at orchestrator start")
     hot: HotPool
     cold: ColdPool = Field(default_factory=ColdPool)
     labels: dict[ModelName, dict[LabelName, LabelVersion]] = Field(
@@ -237,10 +250,13 @@ class Policy(Strict):
 
     def container_hash(self, model: str | None = None) -> str:
         """Short hash of everything that shapes a hot instance (of `model`: its labels too);
-        a change means replace it. A model without labels hashes as it always did."""
+        a change means replace it. A model without labels, under default Swarm settings,
+        hashes as it always did."""
         shape: dict[str, object] = {"store": self.store,
                                     "container": self.hot.container.model_dump(mode="json")}
         if model is not None and self.labels.get(model):
             shape["labels"] = dict(sorted(self.labels[model].items()))
+        if self.hot.swarm != SwarmSettings():  # Swarm rolls its services on a change
+            shape["swarm"] = self.hot.swarm.model_dump(mode="json")
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

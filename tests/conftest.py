@@ -75,3 +75,21 @@ def s3_bucket(moto_s3: str, request: pytest.FixtureRequest) -> str:
 def half_plus_two_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """TF Serving's half_plus_two test models, built once per session by testkit."""
     return half_plus_two.write_models(tmp_path_factory.mktemp("half-plus-two"))
+
+
+@pytest.fixture(scope="session")
+def swarm_engine() -> Iterator[None]:
+    """The Docker engine as a one-node swarm manager: made one for this run when it was in no
+    swarm, and taken out again at the end; an engine already in a swarm is not touched."""
+    from testkit import swarm
+
+    reason = dockerd.ensure_engine(timeout=180)
+    if reason is None:
+        reason, joined = swarm.join()
+    if reason is not None:
+        pytest.skip(f"no swarm: {reason}")
+    try:
+        yield
+    finally:
+        if joined:
+            swarm.leave()

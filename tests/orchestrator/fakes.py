@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from base.errors import Internal, NotFound
+from base.errors import FailedPrecondition, Internal, NotFound
 from orchestrator.runtime import Instance, InstanceSpec, Runtime
 
 POLICY = """
@@ -102,3 +102,24 @@ class FakeRuntime(Runtime):
 
     def probe(self, inst: Instance) -> bool:
         return inst.id in self.ready
+
+
+@dataclass
+class RollingRuntime(FakeRuntime):
+    """Rolls a settings change in place as Swarm does: the old instance serves on until the
+    replacement (same service, new task and endpoint) is up; `refuse_roll` as Swarm refusing
+    the new spec."""
+
+    rolled: list[str] = field(default_factory=list)
+    refuse_roll: bool = False
+
+    def roll(self, instance: Instance, spec: InstanceSpec) -> Instance | None:
+        if self.refuse_roll:
+            raise FailedPrecondition("Swarm refused the service: network nosuchnet not found")
+        n = next(self._ids)
+        new = Instance(spec.model, f"c{n}", f"http://127.0.0.1:{20000 + n}", True,
+                       instance.hot_since, spec.policy_hash, "running")
+        del self.instances[instance.id]
+        self.instances[new.id] = new
+        self.rolled.append(spec.model)
+        return new

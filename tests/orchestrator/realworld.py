@@ -25,18 +25,30 @@ def make_runtime(kind: str, root: Path, scope: str,
                  **limits: Any) -> tuple[Runtime, dict[str, Any]]:
     """The runtime under test and the policy's container settings for it.
 
-    Docker needs the locally built test image: request the `test_image` fixture first.
+    Docker needs the locally built test image: request the `test_image` fixture first; Swarm
+    the `swarm_engine` fixture too.
     """
-    if kind == "docker":
+    if kind in ("docker", "swarm"):
         from orchestrator.docker_runtime import DockerRuntime
+        from orchestrator.swarm_runtime import SwarmRuntime
         from testkit import docker_image as testimage
 
         container = testimage.container_settings(**limits).model_dump(mode="json")
-        return DockerRuntime(root / "state", scope), container
+        runtime = SwarmRuntime if kind == "swarm" else DockerRuntime
+        return runtime(root / "state", scope), container
     from orchestrator.process_runtime import ProcessRuntime
 
     # Container-only settings do not apply to local processes.
     return ProcessRuntime(root / "state" / "processes", scope), {"image": "unused"}
+
+
+def hot_extras(kind: str) -> dict[str, Any]:
+    """The policy's hot.swarm for `kind`: Swarm services publish in host mode and are reached
+    on 127.0.0.1 (never the node's or a container's other addresses)."""
+    if kind != "swarm":
+        return {}
+    return {"swarm": {"reach": "published", "published_host": "127.0.0.1",
+                      "restart": {"delay": "1s"}}}
 
 
 def wait_for(what: str, check: Callable[[], T | None], timeout: float = 120.0,

@@ -3,6 +3,7 @@ scripts/ensure-dockerd.sh."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -126,3 +127,24 @@ def test_testimage_module_builds_the_image(docker_engine: None) -> None:
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("tierserve-test:local")
+
+
+def test_swarm_named_by_the_policy_is_the_runtime_unless_the_flag_says_otherwise(
+        tmp_path: Path) -> None:
+    from orchestrator.cli import add_arguments, policy_runtime
+
+    policy = tmp_path / "policy.yaml"
+    data = policy_dict(tmp_path, {"image": "unused"})
+    policy.write_text(yaml.safe_dump({**data, "runtime": "swarm"}))
+    assert policy_runtime(policy) == "swarm"
+    policy.write_text("hot: nonsense\n")  # the loop reports the bad file; start on auto
+    assert policy_runtime(policy) == "auto"
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    env = os.environ.pop("TIERSERVE_RUNTIME", None)
+    try:
+        assert parser.parse_args([]).runtime is None  # then the policy's
+        assert parser.parse_args(["--runtime", "swarm"]).runtime == "swarm"
+    finally:
+        if env is not None:
+            os.environ["TIERSERVE_RUNTIME"] = env

@@ -17,7 +17,7 @@ from policies.decide import Rates
 from policies.schema import Policy
 from policies.watch import PolicyWatcher
 
-from .fakes import Clock, FakeRuntime, policy_text, write_policy
+from .fakes import Clock, FakeRuntime, RollingRuntime, policy_text, write_policy
 
 
 class Harness:
@@ -230,6 +230,51 @@ def test_changed_container_settings_replace_the_instance(h: Harness) -> None:
     h.runtime.make_ready()
     h.step()
     assert h.hot_routes() == {"a": new.endpoint}
+
+
+def test_swarm_roll_replaces_settings_in_place_without_stopping(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.runtime = RollingRuntime()
+    h.orch = h.make_orchestrator()
+    promote(h, "a")
+    old = h.runtime.of("a")
+    write_policy(h.policy_path, policy_text(image="img:2"))
+    h.step()
+    new = h.runtime.of("a")
+    assert h.runtime.rolled == ["a"] and h.runtime.stopped == [] and h.runtime.started == ["a"]
+    assert new.policy_hash != old.policy_hash and new.hot_since == old.hot_since
+    action, outcome = h.events("a")[-1]
+    assert action == "restart" and outcome.startswith("rolling ")
+    h.runtime.make_ready()
+    h.step()
+    assert h.hot_routes() == {"a": new.endpoint}
+    h.step()
+    assert h.runtime.rolled == ["a"]  # rolled once: the new settings are in force
+    h.orch.close()
+
+
+def test_swarm_refused_roll_keeps_the_old_instance_serving(tmp_path: Path) -> None:
+    h = Harness(tmp_path)
+    h.runtime = RollingRuntime(refuse_roll=True)
+    h.orch = h.make_orchestrator()
+    promote(h, "a")
+    old = h.runtime.of("a")
+    write_policy(h.policy_path, policy_text(image="img:2"))
+    h.step()
+    assert h.runtime.of("a") == old and h.hot_routes() == {"a": old.endpoint}
+    action, outcome = h.events("a")[-1]
+    assert action == "restart" and "failed: Swarm refused the service" in outcome
+    h.orch.close()
+
+
+def test_swarm_runtime_named_by_a_reload_is_reported_not_applied(h: Harness) -> None:
+    h.step()
+    write_policy(h.policy_path, "runtime: swarm\n" + policy_text())
+    h.step()
+    assert h.orch.runtime is h.runtime
+    action, outcome = h.events("")[-1]
+    assert action == "policy_reload" and outcome == (
+        "not applied: the runtime is chosen at start (running fake); restart the orchestrator")
 
 
 def test_experiments_in_the_policy_reach_the_db(h: Harness) -> None:

@@ -1,10 +1,12 @@
 """End to end through the router: real router, real cold pool, real orchestrator, and hot
-instances as Docker containers or local processes. Traffic is real requests to the router;
-the orchestrator reads the counts the router flushes.
+instances as Docker containers, Swarm services (a one-node swarm, host-mode published ports on
+127.0.0.1) or local processes. Traffic is real requests to the router; the orchestrator reads
+the counts the router flushes.
 
 One world per runtime, scenarios in order: busy model promoted with no failed request; hot
-instance killed, requests keep succeeding via the cold pool and it comes back; traffic stops,
-demoted, no failed request.
+instance killed, requests keep succeeding via the cold pool and it comes back (Swarm restarts
+its task itself); the orchestrator restarted, adopts the instance, no failed request; traffic
+stops, demoted, no failed request.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from base.procs import ServerProcess, free_port, tierserve_command
 from tierserve.toy_models import expected
 
 from .conftest import MODELS
-from .realworld import World, make_runtime, policy_dict, wait_for
+from .realworld import World, hot_extras, make_runtime, policy_dict, wait_for
 
 pytestmark = pytest.mark.slow
 XS = [1.0, 2.0]
@@ -85,18 +87,21 @@ def cold_pool(tmp_path_factory: pytest.TempPathFactory, toy_store: Path,
         proc.stop()
 
 
-@pytest.fixture(scope="module", params=["process", "docker"])
+@pytest.fixture(scope="module", params=["process", "docker", "swarm"])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           toy_store: Path, log_dir: Path, cold_pool: str) -> Iterator[tuple[World, str]]:
     kind = request.param
     root = tmp_path_factory.mktemp(f"stack-{kind}")
     scope = f"r{os.getpid()}-{kind}"
-    if kind == "docker":
+    if kind == "swarm":
+        request.getfixturevalue("swarm_engine")
+    if kind in ("docker", "swarm"):
         request.getfixturevalue("test_image")
     runtime, container = make_runtime(kind, root, scope, memory="1g")
     # Short windows so a stop in traffic shows within seconds (counts are per 5 s bucket).
     policy = policy_dict(toy_store, container, promote={"min_rate": 2, "window": "5s"},
-                         demote={"max_rate": 0.5, "window": "5s"}, cooldown="5s")
+                         demote={"max_rate": 0.5, "window": "5s"}, cooldown="5s",
+                         **hot_extras(kind))
     w = World(root, runtime, kind, scope, policy, log_dir)
     port = free_port()
     router = ServerProcess(
@@ -134,6 +139,7 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
     try:
         wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=30)
         (old,) = w.instances("alpha")
+        events_before = len(w.events("alpha"))
         w.runtime.kill(old)  # type: ignore[attr-defined]
         wait_for("served cold while down", lambda: traffic.last_pool == "cold", timeout=30)
         wait_for("a new instance routed hot",
@@ -149,6 +155,35 @@ def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) 
     assert traffic.failures == []
     (new,) = w.instances("alpha")
     assert new.id != old.id and new.running
+    if w.runtime_flag == "swarm":  # Swarm restarted the task: the same service, no new one
+        service = old.id.split("/")[0]
+        assert new.id.startswith(f"{service}/")
+        assert "restart" not in [a for a, _ in w.events("alpha")[events_before:]]
+
+
+def test_restarted_orchestrator_adopts_with_no_failed_request(
+        stack: tuple[World, str]) -> None:
+    w, router = stack
+    traffic = Traffic(router, "alpha")
+    try:
+        wait_for("router serving alpha hot", lambda: traffic.last_pool == "hot", timeout=400)
+        (before,) = w.instances("alpha")
+        events_before = len(w.events("alpha"))
+        w.stop_orchestrator()
+        (still,) = w.instances("alpha")  # the instance outlives the orchestrator
+        w.start_orchestrator()
+        wait_for("adopted as serving", lambda: [i for i in w.status()["instances"]
+                                                if i["state"] == "serving"], timeout=60)
+        served = sum(traffic.pools.values())
+        wait_for("more answers", lambda: sum(traffic.pools.values()) > served + 20)
+    finally:
+        traffic.stop()
+    assert traffic.failures == []
+    (after,) = w.instances("alpha")
+    assert still.id == before.id == after.id
+    assert w.hot_endpoint("alpha") == before.endpoint
+    new_actions = [a for a, _ in w.events("alpha")[events_before:]]
+    assert "promote" not in new_actions and "restart" not in new_actions
 
 
 def test_traffic_stops_demoted_after_cooldown_with_no_failed_request(
