@@ -60,13 +60,14 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     """The router app. `engine` defaults to `make_engine(config.db_url)`."""
     engine = engine if engine is not None else make_engine(config.db_url)
     state = RouterState(config=config, engine=engine,
-                        table=RoutingTable(engine, config.cold_url),
+                        table=RoutingTable(engine, config.cold_url,
+                                           config.shard_stale_after),
                         counter=Counter(engine), metrics=RouterMetrics(config.metrics_top_models))
     frontend = Frontend(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(state.table.reload)
+        await asyncio.to_thread(state.table.refresh)
         state.client = httpx.AsyncClient(timeout=config.request_timeout, trust_env=False)
         state.forwarding = forwarding.make_client(config.connect_timeout,
                                                   config.request_timeout, config.max_connections)

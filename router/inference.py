@@ -172,7 +172,7 @@ class Frontend:
             if route.pool != "hot":
                 raise Unavailable(f"cold pool unreachable: {exc}") from exc
             self._fall_back(target.name, route, str(exc))
-        cold = self.state.table.route_cold()
+        cold = self.state.table.route_cold(target.name)  # the model's shard
         try:
             return await forward(client, method, cold.base_url, path, body, headers), cold.pool
         except BackendUnreachable as exc:
