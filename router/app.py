@@ -120,7 +120,8 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
         """Kept for existing probes: ok while the process serves HTTP (see /livez, /readyz)."""
-        return {"status": "ok", "routing_version": state.table.version}
+        return {"status": "ok", "routing_version": state.table.version,
+                "cold_shards": sorted(state.table.shards)}
 
     @app.get("/livez", tags=["ops"])
     async def livez() -> dict[str, str]:

@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import threading
+from types import FrameType
 
 import httpx
 from pydantic import ValidationError
@@ -121,8 +123,15 @@ def run(args: argparse.Namespace) -> int:
     except TierserveError as exc:
         print(f"tierserve pool: shard {args.shard_name}: {exc}", file=sys.stderr)
         return 2
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again once done; with the
+    # default handler the process would die there, before the row is marked stopped.
+    signal.signal(signal.SIGTERM, _exit_on_term)
     beat.start()
     try:
         return pool_cli.run(args)
     finally:
         beat.stop()
+
+
+def _exit_on_term(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
