@@ -114,7 +114,14 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                       summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
                               ":predict|classify|regress (body forwarded unchanged)")
 
-    readiness = Readiness({"cold pool": cold_pool_check(state.http, config.cold_url),
+    unsharded = cold_pool_check(state.http, config.cold_url)
+
+    async def cold_tier() -> str | None:
+        # Live shards vouch for themselves (a fresh heartbeat means their pool answered);
+        # only an unsharded tier is asked here.
+        return None if state.table.shards else await unsharded()
+
+    readiness = Readiness({"cold pool": cold_tier,
                            "db": DbCheck(engine)})
 
     @app.get("/healthz", tags=["ops"])

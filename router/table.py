@@ -55,6 +55,7 @@ class RoutingTable:
         self.placements: dict[str, Placement] = {}
         self.experiments: dict[str, ExperimentSpec] = {}
         self.shards: dict[str, str] = {}  # live cold shards: name -> base URL
+        self._down: dict[str, float] = {}  # shards this router could not reach -> until when
         self._reload_lock = threading.Lock()
 
     def route(self, model: str) -> Route:
@@ -72,6 +73,18 @@ class RoutingTable:
         if name is None:
             return Route(self.cold_url, "cold")
         return Route(shards[name], "cold", name)
+
+    def shard_failed(self, model: str, route: Route) -> Route | None:
+        """`route`'s shard could not be reached: skip it here for `shard_stale_after` (its
+        row will be stale by then if it is dead), and give `model`'s next shard, or None
+        when there is no other."""
+        if not route.shard or route.shard not in self.shards:
+            return None
+        self._down[route.shard] = self.clock() + self.shard_stale_after
+        self.shards = {n: u for n, u in self.shards.items() if n != route.shard}
+        log.warning("cold shard %s unreachable; its models go to their next shard", route.shard)
+        nxt = self.route_cold(model)
+        return nxt if nxt.shard else None
 
     def forget_hot(self, model: str, endpoint: str) -> None:
         """Stop using an endpoint at once, before the db round trip comes back."""
@@ -95,7 +108,9 @@ class RoutingTable:
 
     def _install_shards(self, rows: list[ColdShard]) -> bool:
         now = self.clock()
-        live = {s.name: s.url for s in rows if s.live(now, self.shard_stale_after)}
+        self._down = {n: until for n, until in self._down.items() if until > now}
+        live = {s.name: s.url for s in rows
+                if s.live(now, self.shard_stale_after) and s.name not in self._down}
         if live == self.shards:
             return False
         log.info("cold shards now %s", sorted(live) or f"none (cold pool {self.cold_url})")

@@ -97,3 +97,29 @@ def test_shard_hot_placement_wins_and_its_fallback_is_the_models_shard(engine: E
     assert table.route_cold("m7").base_url == home
     table.forget_hot("m7", "http://127.0.0.1:7777")
     assert table.route("m7").base_url == home and table.route("m7").pool == "cold"
+
+
+def test_shard_unreachable_is_skipped_until_stale_and_the_next_shard_is_given(
+        engine: Engine) -> None:
+    clock = Clock()
+    table = RoutingTable(engine, COLD, shard_stale_after=6.0, clock=clock)
+    beat(engine, clock.now, list(URLS))
+    table.refresh()
+    model = next(m for m in MODELS if owner(m, URLS) == "cold-1")
+    first = table.route(model)
+    nxt = table.shard_failed(model, first)
+    assert nxt is not None and nxt.shard == ranking(model, URLS)[1]
+    assert table.route(model) == nxt and "cold-1" not in table.shards
+    assert table.shard_failed(model, first) is None  # already skipped: no second retry
+    clock.now += 3.0
+    beat(engine, clock.now, list(URLS))  # its row still says live: this router waits it out
+    table.refresh()
+    assert "cold-1" not in table.shards
+    clock.now += 3.5
+    beat(engine, clock.now, list(URLS))
+    table.refresh()
+    assert table.route(model) == first  # back once the skip ran out and it still beats
+    for name in ("cold-0", "cold-2"):
+        queries.leave_shard(engine, name)
+    table.refresh()
+    assert table.shard_failed(model, table.route(model)) is None  # no other shard
