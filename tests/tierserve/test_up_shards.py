@@ -85,3 +85,22 @@ def test_up_with_two_cold_shards_serves_each_model_from_its_shard(
     assert [(s.name, s.healthy) for s in queries.list_shards(engine)] == \
         [(n, False) for n in SHARDS]
     engine.dispose()
+
+
+def test_shard_flags_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    import subprocess
+
+    from base.procs import tierserve_command
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(tierserve_command(*args), capture_output=True, text=True,
+                              timeout=60, cwd=tmp_path)
+
+    no_db = run("pool", "--store", str(tmp_path), "--cache-dir", str(tmp_path / "c"),
+                "--shard-name", "cold-0")
+    assert no_db.returncode == 2 and "--shard-name needs --db-url" in no_db.stderr
+    bad = run("pool", "--store", str(tmp_path), "--cache-dir", str(tmp_path / "c"),
+              "--shard-name", "../x", "--db-url", f"sqlite:///{tmp_path / 'd.db'}")
+    assert bad.returncode == 2 and "invalid --shard-name" in bad.stderr
+    zero = run("up", "--var", str(tmp_path / "var"), "--cold-shards", "0")
+    assert zero.returncode == 2 and "--cold-shards must be at least 1" in zero.stderr
