@@ -10,7 +10,8 @@ and of all requests, errors; and the hit ratios simulated offline on the same tr
 cache of M, and two caches of M/2 that each see only the models rendezvous hashing gives
 them), so the live figures can be read against the cache arithmetic.
 
-    tierserve bench cold_shards [--models 40] [--requests 1200] [--rate 20]
+    tierserve bench cold_shards [--models 40] [--memory-models 12] [--requests 480]
+                                [--rate 4] [--order one,two]
 """
 
 from __future__ import annotations
@@ -40,13 +41,16 @@ SHARDS = ["cold-0", "cold-1"]
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", type=int, default=40)
-    p.add_argument("--requests", type=int, default=1200)
-    p.add_argument("--rate", type=float, default=20.0, help="requests per second, open loop")
+    p.add_argument("--requests", type=int, default=480)
+    p.add_argument("--rate", type=float, default=4.0, help="requests per second, open loop")
     p.add_argument("--zipf-s", type=float, default=1.0)
-    p.add_argument("--memory-models", type=int, default=8, help="total, split over the shards")
+    p.add_argument("--memory-models", type=int, default=12,
+                   help="total, split over the shards")
     p.add_argument("--policy", default=DEFAULT_POLICY)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--workdir", type=Path, default=None, help="keep logs and caches here")
+    p.add_argument("--order", default="one,two",
+                   help="setups in this order (run twice, reversed, on a busy machine)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON too")
     return p.parse_args()
 
@@ -184,7 +188,9 @@ def main() -> None:
           f"in total; models per shard {split}; policy {args.policy}")
     report: dict[str, Any] = {"offline_hit_ratio": offline(trace, args.memory_models,
                                                            args.policy)}
-    for kind in ("one", "two"):
+    for kind in args.order.split(","):
+        if kind not in ("one", "two"):
+            raise SystemExit(f"--order: unknown setup {kind!r}; use one and two")
         setup = Setup(kind, work, store, args.memory_models, args.policy)
         try:
             print(f"{kind}: replaying ...", flush=True)
