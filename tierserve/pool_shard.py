@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -35,11 +36,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "sharded cold tier", "with --shard-name, this pool registers in the db as one shard "
                              "and routers send it the models it owns (rendezvous hashing)")
     group.add_argument("--shard-name", help="this shard's stable name, e.g. cold-0 (its models "
-                                            "follow the name, not the address)")
+                                            "follow the name, not the address; env "
+                                            "TIERSERVE_POOL_SHARD_NAME)")
     group.add_argument("--shard-url", help="the base URL routers reach this pool at (default: "
-                                           "http://HOST:PORT of this pool)")
+                                           "http://HOST:PORT of this pool; env "
+                                           "TIERSERVE_POOL_SHARD_URL)")
     group.add_argument("--db-url", help="SQLAlchemy URL of the routers' db (required with "
-                                        "--shard-name)")
+                                        "--shard-name; env TIERSERVE_DB_URL)")
     group.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_S,
                        help="seconds between heartbeats (routers skip a shard after "
                             "their --shard-stale-after, 6 s by default)")
@@ -98,7 +101,16 @@ class Heartbeat:
         self.engine.dispose()
 
 
+def _from_env(args: argparse.Namespace) -> None:
+    # Services configured by environment (Swarm, Kubernetes) set these instead of flags.
+    for dest, key in (("shard_name", "TIERSERVE_POOL_SHARD_NAME"),
+                      ("shard_url", "TIERSERVE_POOL_SHARD_URL"), ("db_url", "TIERSERVE_DB_URL")):
+        if not getattr(args, dest) and os.environ.get(key):
+            setattr(args, dest, os.environ[key])
+
+
 def run(args: argparse.Namespace) -> int:
+    _from_env(args)
     if not args.shard_name:
         return pool_cli.run(args)
     if not args.db_url:
