@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.runtime import GRPC_PORT, REST_PORT, InstanceSpec, granted_threads
-from pools.model_server.command import model_server_args
+from pools.model_server.command import config_file_args, model_server_args
 
 LABEL_OWNER = "tierserve.managed-by"
 LABEL_SCOPE = "tierserve.scope"
@@ -26,6 +26,8 @@ OWNER = "tierserve"
 # container's interface for the published port to reach it.
 TIERSERVE_HOST = "0.0.0.0"
 TF_SERVING_MODELS = "/models"
+# Where a labelled model's --model_config_file is mounted (read-only) inside the container.
+CONFIG_INSIDE = "/etc/tierserve/model.config"
 
 
 @dataclass(frozen=True)
@@ -52,11 +54,17 @@ def container_name(scope: str, model: str) -> str:
 
 
 def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
-                   network: str | None = None) -> dict[str, Any]:
+                   network: str | None = None, config_file: Path | None = None
+                   ) -> dict[str, Any]:
+    """`config_file`: the host file of a labelled model's model config (mounted read-only)."""
     settings = spec.container
     volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in settings.volumes.items()}
     for host, inside in mount.volumes.items():
         volumes.setdefault(host, {"bind": inside, "mode": "ro"})
+    extra = list(settings.args)
+    if config_file is not None:
+        volumes[str(config_file)] = {"bind": CONFIG_INSIDE, "mode": "ro"}
+        extra = [*config_file_args(CONFIG_INSIDE), *extra]
     official = settings.kind == "tensorflow-serving"
     program = settings.command or (["tensorflow_model_server"] if official
                                    else ["tierserve", "model-server"])
@@ -64,7 +72,7 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
     command = [*program, *model_server_args(
         port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
         model_base_path=mount.base_path, host=None if official else TIERSERVE_HOST,
-        intra_op_threads=intra, inter_op_threads=inter, extra=settings.args)]
+        intra_op_threads=intra, inter_op_threads=inter, extra=extra)]
     run: dict[str, Any] = {
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
         "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,

@@ -34,7 +34,8 @@ from orchestrator.container_spec import (
     container_name,
     container_spec,
 )
-from orchestrator.runtime import REST_PORT, Instance, InstanceSpec, Runtime
+from orchestrator.runtime import REST_PORT, Instance, InstanceSpec, Runtime, labelled_config
+from pools.model_server.command import labelled_versions
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,10 @@ class DockerRuntime(Runtime):
         if spec.container.kind == "tensorflow-serving":
             store = open_store(spec.store)
             dest = self.state_dir / "models" / spec.model
-            store.download(spec.model, store.latest_version(spec.model), dest)
+            in_store = store.list_versions(spec.model)
+            wanted, _ = labelled_versions(spec.labels, in_store)
+            for version in wanted or [store.latest_version(spec.model)]:
+                store.download(spec.model, version, dest)
             return ModelMount.synced(spec.model, dest.resolve())
         if "://" in spec.store:
             return ModelMount(open_store(spec.store).model_uri(spec.model), {})
@@ -157,7 +161,13 @@ class DockerRuntime(Runtime):
             raise Internal(f"sync {spec.model} from {spec.store}: {exc}") from exc
 
     def start(self, spec: InstanceSpec) -> Instance:
-        run = container_spec(spec, self._prepared_mount(spec), self.scope, self.network)
+        mount = self._prepared_mount(spec)
+        config = None
+        if spec.labels:  # TF Serving's way: a model config file with version_labels
+            config = (self.state_dir / "configs" / f"{self.scope}-{spec.model}.config").resolve()
+            config.parent.mkdir(parents=True, exist_ok=True)
+            config.write_text(labelled_config(spec, mount.base_path))
+        run = container_spec(spec, mount, self.scope, self.network, config_file=config)
         try:
             container = self.client.containers.run(detach=True, **run)
             container.reload()  # the published host ports are known only after start

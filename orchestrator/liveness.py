@@ -13,7 +13,7 @@ acts on the effects and records them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
@@ -136,13 +136,15 @@ class Health:
     effects: list[Effect]
 
 
-def one_per_model(instances: Sequence[Instance],
-                  spec_hash: str) -> tuple[list[Instance], list[Stop]]:
+def one_per_model(instances: Sequence[Instance], spec_hash: str | Callable[[str], str]
+                  ) -> tuple[list[Instance], list[Stop]]:
     """Keep one instance per model (running, current settings, oldest); stop the others and
-    any without a valid model label. The kept ones stay in their input order."""
+    any without a valid model label. The kept ones stay in their input order. `spec_hash`:
+    the current settings' hash, or a function of the model giving it."""
     chosen: dict[str, Instance] = {}
     stops: list[Stop] = []
-    for inst in sorted(instances, key=lambda i: (not i.running, i.policy_hash != spec_hash,
+    current = spec_hash if callable(spec_hash) else (lambda _model: spec_hash)
+    for inst in sorted(instances, key=lambda i: (not i.running, i.policy_hash != current(i.model),
                                                  i.hot_since, i.id)):
         if not is_valid_model_name(inst.model):
             stops.append(Stop(inst, "remove_unknown", "instance without a valid model label"))

@@ -166,7 +166,7 @@ class Orchestrator:
             self.book = self.book.drained(inst.id)
             stopped.add(inst.id)
         live = [i for i in instances if i.id not in self.book.draining and i.id not in stopped]
-        live, duplicates = liveness.one_per_model(live, policy.container_hash())
+        live, duplicates = liveness.one_per_model(live, policy.container_hash)
         self._carry_out(duplicates)
         answers = {i.id: self._probe_fn(i) for i in live if i.running}
         health = liveness.assess(live, answers, self._hot_routes(), self.book, rules, now)
@@ -180,9 +180,9 @@ class Orchestrator:
             queries.remove_placement(self.engine, model)
             self._event(model, "route_cold", f"no instance at {routes[model].endpoint}", "ok")
 
-        spec_hash = policy.container_hash()
         hot = {i.model: HotModel(since=i.hot_since, alive=alive[i.id],
-                                 current_spec=i.policy_hash == spec_hash) for i in live}
+                                 current_spec=i.policy_hash == policy.container_hash(i.model))
+               for i in live}
         actions = decide(self._rates_fn(policy, now), hot, policy.hot, now, self._pins(policy))
         by_model = {i.model: i for i in live}
         self.preparing = set()
@@ -233,7 +233,9 @@ class Orchestrator:
         rules = liveness.Rules.of(policy.hot)
         restart = action.kind == "restart" and inst is not None
         spec = InstanceSpec(action.model, policy.store, policy.hot.container,
-                            policy.container_hash(), inst.hot_since if restart and inst else now)
+                            policy.container_hash(action.model),
+                            inst.hot_since if restart and inst else now,
+                            labels=dict(policy.labels.get(action.model, {})))
         try:
             prepared = self.runtime.prepare(spec)
         except TierserveError as exc:

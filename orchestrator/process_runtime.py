@@ -4,7 +4,8 @@ Each instance has a state file `<state_dir>/<scope>/<model>.json` (pid, ports, h
 settings hash), so a restarted orchestrator adopts the processes it left running. The servers
 run in their own session (they outlive the orchestrator, as containers do) and listen on
 127.0.0.1 only, `nice` steps below the orchestrator, with TensorFlow thread pools sized to
-`cpus`. Container-only settings (image, memory, the cpus limit, cpu_shares, volumes) do not
+`cpus`. A model with version labels gets `<model>.config` there (--model_config_file).
+Container-only settings (image, memory, the cpus limit, cpu_shares, volumes) do not
 apply here.
 """
 
@@ -22,8 +23,14 @@ from pathlib import Path
 from base.errors import Internal
 from base.names import check_model_name
 from base.procs import ServerProcess, free_port, pid_alive, terminate, tierserve_command
-from orchestrator.runtime import Instance, InstanceSpec, Runtime, granted_threads
-from pools.model_server.command import model_server_args
+from orchestrator.runtime import (
+    Instance,
+    InstanceSpec,
+    Runtime,
+    granted_threads,
+    labelled_config,
+)
+from pools.model_server.command import config_file_args, model_server_args
 from pools.store import open_store
 
 log = logging.getLogger(__name__)
@@ -94,10 +101,15 @@ class ProcessRuntime(Runtime):
         rest_port, grpc_port = free_port(), free_port()
         base_path = open_store(spec.store).model_uri(spec.model)
         intra, inter = granted_threads(spec.container)
+        extra = list(spec.container.args)
+        if spec.labels:  # TF Serving's way: a model config file with version_labels
+            config = self.dir / f"{spec.model}.config"
+            config.write_text(labelled_config(spec, base_path))
+            extra = [*config_file_args(str(config)), *extra]
         cmd = tierserve_command("model-server", *model_server_args(
             port=grpc_port, rest_api_port=rest_port, model_name=spec.model,
             model_base_path=base_path, intra_op_threads=intra, inter_op_threads=inter,
-            extra=spec.container.args))
+            extra=extra))
         log_path = self.dir / f"{spec.model}.log"
         try:
             # Its own session: it outlives the orchestrator, as a container does.

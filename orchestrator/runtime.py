@@ -9,11 +9,18 @@ starting duplicates.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
+from base.errors import TierserveError
 from policies.schema import ContainerSettings
+from pools.model_server.command import labelled_versions, model_config_text
 from pools.model_server.threads import pool_sizes
+from pools.store import open_store
+
+log = logging.getLogger(__name__)
 
 # Ports inside a container; TF Serving's defaults, so the official image works unchanged.
 GRPC_PORT = 8500
@@ -29,6 +36,9 @@ class InstanceSpec:
     container: ContainerSettings
     policy_hash: str
     hot_since: float
+    # The policy's version labels of the model; with any, the server keeps every labelled
+    # version loaded (pools.model_server.command.labelled_versions).
+    labels: Mapping[str, int] = field(default_factory=dict)
 
 
 def granted_threads(settings: ContainerSettings) -> tuple[int | None, int | None]:
@@ -75,3 +85,20 @@ class Runtime(ABC):
     def close(self) -> None:
         """Release clients; instances keep running (the next orchestrator adopts them)."""
         return None
+
+
+def labelled_config(spec: InstanceSpec, base_path: str) -> str:
+    """The `--model_config_file` text of a labelled hot model: its labelled versions and the
+    latest, as the store holds them now (one listing; a store away: labels only as given,
+    so the server waits for them as TF Serving would)."""
+    try:
+        in_store = open_store(spec.store).list_versions(spec.model)
+    except TierserveError as exc:
+        log.warning("%s: listing its versions for its labels failed: %s", spec.model, exc)
+        in_store = sorted(set(spec.labels.values()))
+    versions, labels = labelled_versions(spec.labels, in_store)
+    dropped = sorted(set(spec.labels) - set(labels))
+    if dropped:
+        log.warning("%s: labels %s name versions the store lacks; served without them",
+                    spec.model, ", ".join(dropped))
+    return model_config_text(spec.model, base_path, versions, labels)

@@ -1,10 +1,14 @@
 """A/B experiment specs (pydantic): what the policy YAML, the admin API, the CLI and the db accept.
 
-Errors name the field at fault, e.g. `variants.1.weight` or `variants`.
+Errors name the field at fault, e.g. `variants.1.weight` or `variants`. `check_targets`
+says whether the arms' models, versions and labels exist, from facts the caller gathered
+(the router asks the cold pool; the policy holds its own labels).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -21,8 +25,10 @@ class Target(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: ModelName
-    version: int | None = Field(None, gt=0)
-    label: Label | None = None
+    version: int | None = Field(None, gt=0, description="a fixed version of the model; "
+                                "the router's admin API refuses one the store lacks")
+    label: Label | None = Field(None, description="a version label of the model (the policy's "
+                                "`labels`); refused when the model has no such label")
     name: ModelName | None = Field(
         None, description="variant name in headers and stats; default model[.vN|.label]")
 
@@ -94,3 +100,53 @@ class ExperimentUpdate(BaseModel):
     variants: list[Variant] = Field(..., min_length=1, max_length=100)
     shadow: Shadow | None = None
     sticky_header: str | None = None
+
+
+@dataclass(frozen=True)
+class Known:
+    """What is known to exist of one model; None where it could not be learnt."""
+
+    in_store: bool | None = None
+    versions: frozenset[int] | None = None
+    labels: Mapping[str, int] | None = None
+
+
+UNKNOWN = Known()
+
+
+def arms(spec: ExperimentSpec) -> list[tuple[tuple[str | int, ...], Target]]:
+    """Every target of an experiment with its place in the spec (`("variants", 1)`)."""
+    found: list[tuple[tuple[str | int, ...], Target]] = [
+        (("variants", i), v) for i, v in enumerate(spec.variants)]
+    if spec.shadow is not None:
+        found.append((("shadow",), spec.shadow))
+    return found
+
+
+def check_targets(spec: ExperimentSpec, known: Mapping[str, Known]
+                  ) -> tuple[list[tuple[tuple[str | int, ...], str]], list[str]]:
+    """(errors as (field, message), fields that could not be checked): an arm naming a
+    model the store does not hold, or a version or label the model does not have (pure)."""
+    errors: list[tuple[tuple[str | int, ...], str]] = []
+    unchecked: list[str] = []
+    for loc, target in arms(spec):
+        facts = known.get(target.model, UNKNOWN)
+        dotted = ".".join(str(part) for part in loc)
+        if facts.in_store is False:
+            errors.append(((*loc, "model"), f"model {target.model} is not in the model store"))
+            continue
+        if target.label is not None:
+            if facts.labels is None:
+                unchecked.append(f"{dotted}.label")
+            elif target.label not in facts.labels:
+                names = ", ".join(sorted(facts.labels)) or "none"
+                errors.append(((*loc, "label"), f"model {target.model} has no label "
+                               f"{target.label!r} (its labels: {names})"))
+        if target.version is not None:
+            if facts.versions is None:
+                unchecked.append(f"{dotted}.version")
+            elif target.version not in facts.versions:
+                have = ", ".join(str(v) for v in sorted(facts.versions)) or "none"
+                errors.append(((*loc, "version"), f"model {target.model} has no version "
+                               f"{target.version} (its versions: {have})"))
+    return errors, unchecked

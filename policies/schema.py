@@ -21,9 +21,9 @@ from pydantic import (
     model_validator,
 )
 
-from base.names import is_valid_model_name
+from base.names import MODEL_NAME_RE, is_valid_model_name
 from policies import durations
-from policies.experiments import ExperimentSpec
+from policies.experiments import ExperimentSpec, Known, check_targets
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)
 _SIZE_POWERS = {"": 0, "k": 1, "m": 2, "g": 3, "t": 4}
@@ -57,6 +57,10 @@ Duration = Annotated[float, BeforeValidator(parse_duration), Field(ge=0)]
 PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)]
 Size = Annotated[int, BeforeValidator(parse_size), Field(gt=0)]
 ModelName = Annotated[str, BeforeValidator(_check_model_name)]
+# TF Serving's labels are free strings; ours go into URLs (/v1/models/m/labels/stable), so
+# they follow the model-name rule.
+LabelName = Annotated[str, Field(pattern=MODEL_NAME_RE.pattern, max_length=128)]
+LabelVersion = Annotated[int, Field(gt=0, strict=True)]
 
 
 # How finely request counts are stored (db.counts: BUCKET_S, RECENT_MINUTES; a test holds the
@@ -204,14 +208,35 @@ class Policy(Strict):
     interval: PositiveDuration = Field(5.0, description="reconcile loop period")
     hot: HotPool
     cold: ColdPool = Field(default_factory=ColdPool)
+    labels: dict[ModelName, dict[LabelName, LabelVersion]] = Field(
+        default_factory=dict, description="version labels, TF Serving's version_labels: "
+        "{model: {label: version}}, e.g. {recommender: {stable: 1, canary: 2}}; served at "
+        "/v1/models/{m}/labels/{l} by the cold pool (which re-reads this file) and by hot "
+        "servers (each keeps every labelled version loaded); experiments may name them")
     experiments: list[ExperimentSpec] = Field(
-        default_factory=list, description="A/B experiments, the router admin API's shape")
+        default_factory=list, description="A/B experiments, the router admin API's shape; "
+        "a label an arm names must be in `labels` (versions are checked by the router's "
+        "admin API against the store, not here)")
 
     @model_validator(mode="after")
     def _unique_experiments(self) -> Policy:
         names = [e.name for e in self.experiments]
         if len(set(names)) != len(names):
             raise ValueError("two experiments share a name")
+        return self
+
+    @model_validator(mode="after")
+    def _experiment_labels(self) -> Policy:
+        # Only labels are known here; versions need the store (the router checks them).
+        for i, spec in enumerate(self.experiments):
+            known = {m: Known(labels=labels) for m, labels in self.labels.items()}
+            for target in (*spec.variants, *([spec.shadow] if spec.shadow else [])):
+                known.setdefault(target.model, Known(labels={}))
+            errors, _ = check_targets(spec, known)
+            if errors:
+                loc, message = errors[0]
+                where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc)
+                raise ValueError(f"experiments[{i}]{where}: {message}")
         return self
 
     @model_validator(mode="after")
@@ -224,8 +249,12 @@ class Policy(Strict):
                              "must not take the CPU from hot servers")
         return self
 
-    def container_hash(self) -> str:
-        """Short hash of everything that shapes a hot instance; a change means replace it."""
-        shape = {"store": self.store, "container": self.hot.container.model_dump(mode="json")}
+    def container_hash(self, model: str | None = None) -> str:
+        """Short hash of everything that shapes a hot instance (of `model`: its labels too);
+        a change means replace it. A model without labels hashes as it always did."""
+        shape: dict[str, object] = {"store": self.store,
+                                    "container": self.hot.container.model_dump(mode="json")}
+        if model is not None and self.labels.get(model):
+            shape["labels"] = dict(sorted(self.labels[model].items()))
         blob = json.dumps(shape, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:12]

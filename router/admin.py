@@ -1,5 +1,10 @@
 """The admin API under /admin: routing table, pins, stats, events, experiments.
 
+Experiments: an arm naming a model the store lacks, or a version or label the model does
+not have, is refused (422 naming the field, e.g. `variants.1.label`); what exists is asked
+of the cold pool (router.targets). When it cannot tell, the experiment is accepted and the
+answer's `unchecked` lists the fields taken on trust.
+
 Pins: a model is kept hot while the policy (`hot.pinned`) or the admin API pins it. The
 admin API adds and removes only its own pin (source "admin"); a policy reload never
 clears it, and unpinning here leaves a policy pin in force. `/admin/routing` shows each
@@ -31,6 +36,7 @@ from base.names import MODEL_NAME_RE
 from db import queries
 from db.queries import Stats
 from policies.experiments import ExperimentSpec, ExperimentUpdate
+from router import targets
 from router.state import RouterState, get_state
 
 bearer = HTTPBearer(auto_error=False, description="TIERSERVE_ADMIN_TOKEN")
@@ -171,11 +177,12 @@ async def create_experiment(spec: ExperimentSpec, state: State) -> dict[str, Any
         pass
     else:
         raise HTTPException(409, f"experiment {spec.name!r} already exists; PUT to update")
+    unchecked = await targets.check(state, spec, ("body",))
     await _db(queries.upsert_experiment, state.engine, spec.stored())
     await _db(queries.record_event, state.engine, spec.name, "experiment-create", "admin API",
-              "created")
+              "created" + _unchecked_note(unchecked))
     await _changed(state)
-    return spec.stored()
+    return _answer(spec, unchecked)
 
 
 @admin.get("/experiments/{name}", summary="One experiment")
@@ -192,11 +199,23 @@ async def update_experiment(name: ModelParam, body: ExperimentUpdate,
         spec = ExperimentSpec.model_validate({"name": name, **body.model_dump(exclude_none=True)})
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
+    unchecked = await targets.check(state, spec, ())
     await _db(queries.upsert_experiment, state.engine, spec.stored())
     await _db(queries.record_event, state.engine, name, "experiment-update", "admin API",
-              "weights " + "/".join(str(v.weight) for v in spec.variants))
+              "weights " + "/".join(str(v.weight) for v in spec.variants)
+              + _unchecked_note(unchecked))
     await _changed(state)
-    return spec.stored()
+    return _answer(spec, unchecked)
+
+
+def _unchecked_note(unchecked: list[str]) -> str:
+    return f"; not checked (cold pool could not tell): {', '.join(unchecked)}" if unchecked \
+        else ""
+
+
+def _answer(spec: ExperimentSpec, unchecked: list[str]) -> dict[str, Any]:
+    """The stored spec; `unchecked` names the versions and labels nobody could confirm."""
+    return {**spec.stored(), **({"unchecked": unchecked} if unchecked else {})}
 
 
 @admin.delete("/experiments/{name}", status_code=204, summary="Delete an experiment")

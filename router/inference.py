@@ -18,7 +18,8 @@ from http import HTTPStatus
 from typing import Any
 
 from base import tfs_rest
-from base.errors import Internal, InvalidArgument, TierserveError, Unavailable
+from base.asgi_body import ClientGone, read_body
+from base.errors import Internal, TierserveError, Unavailable
 from base.forwarding import Answer, BackendUnreachable, forward, header_names
 from base.tfs_rest import ModelPath
 from db import queries
@@ -36,34 +37,6 @@ Headers = list[tuple[bytes, bytes]]
 
 # Seconds a shed client is asked to wait: in-flight requests mostly finish well within it.
 SHED_RETRY_AFTER_S = 1
-
-
-class PayloadTooLarge(InvalidArgument):
-    http_status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
-
-
-class ClientGone(Exception):
-    """The client disconnected before its body was read."""
-
-
-async def read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The body, refusing more than `limit` bytes without reading it all."""
-    too_large = PayloadTooLarge(f"request body larger than {limit} bytes")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
@@ -219,6 +192,11 @@ class Frontend:
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
+        if status == HTTPStatus.NOT_FOUND and spec is None:
+            # Not found: any name can be asked for, so nothing per name is kept (no db
+            # count row, no metric label, no dashboard row); one shared series counts them.
+            self.state.metrics.observe_not_found(pool, latency)
+            return
         self.state.metrics.observe(target.name, pool, status, latency)
         # Status and metadata calls are not load: only inference feeds the db counts.
         if call.is_inference:

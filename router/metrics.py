@@ -2,7 +2,8 @@
 
 Thousands of models would make thousands of series per metric, so only the top
 N models by (decaying) recent traffic keep their own label; the rest share
-"other". A model that falls out of the top N has its series removed.
+"other". A model that falls out of the top N has its series removed. Requests answered
+404 share the label "_not_found" and are never ranked: a bogus name takes no slot.
 """
 
 from __future__ import annotations
@@ -10,6 +11,9 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 OTHER = "other"
+# Requests answered 404 (a model name no backend has): one label for all, never per name.
+# Not a valid model name, so no model can take it.
+NOT_FOUND = "_not_found"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
@@ -62,6 +66,10 @@ class RouterMetrics:
         self.latency.labels(name, pool).observe(latency_s)
         if name != OTHER:
             self._series.setdefault(name, set()).add((pool, str(code)))
+
+    def observe_not_found(self, pool: str, latency_s: float) -> None:
+        self.requests.labels(NOT_FOUND, pool, "404").inc()
+        self.latency.labels(NOT_FOUND, pool).observe(latency_s)
 
     def refresh_labels(self, decay: float = 0.5) -> None:
         """Recompute the top N and decay traffic (call every few seconds)."""

@@ -148,7 +148,10 @@ class Stack:
             self.procs[name] = ServerProcess(
                 tierserve_command("pool", "--store", self.policy.store,
                                   "--cache-dir", str(cache), "--port", str(port),
-                                  *pool_flags(self.policy), *shard),
+                                  *pool_flags(self.policy),
+                                  # The pool re-reads the policy's `labels:` when it changes.
+                                  "--labels-file", str(Path(cfg.policy_path).resolve()),
+                                  *shard),
                 ready_url=f"{url}/healthz", log_path=self._log(name), env=env)
         self.pool_url = next(iter(self.pool_urls.values()))
 

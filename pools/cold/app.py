@@ -25,9 +25,10 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from base import forwarding, http1, tfs_rest
+from base.asgi_body import ClientGone, check_declared, read_body
 from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
-from base.names import check_version
+from base.names import check_model_name, check_version
 from base.tfs_rest import ModelPath
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
@@ -48,11 +49,7 @@ V1_METHODS = frozenset(("GET", "POST"))
 
 
 def parse_path(path: str, method: str) -> ModelPath:
-    call = tfs_rest.parse(method, path)
-    if call.label is not None:
-        # The store has no labels: only numbered versions exist here.
-        raise NotFound(f"Unrecognized servable version label: {call.label}")
-    return call
+    return tfs_rest.parse(method, path)
 
 
 def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
@@ -94,6 +91,18 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
         servers = [{"grpc": b.client.address, "rest": url}
                    for b, url in zip(pool.servers.backends, rest_urls, strict=True)]
         return {**pool.listing(), "model_server": servers[0], "model_servers": servers}
+
+    @app.get("/admin/models/{model}/versions")
+    async def admin_versions(model: str) -> dict[str, object]:
+        """What exists of a model, without loading it: the store's versions (listed as a
+        miss would) and the model's labels. 503 while the store cannot be reached."""
+        check_model_name(model)
+        try:
+            versions = await pool.catalog.versions(model)
+        except NotFound:
+            versions = []
+        return {"model": model, "in_store": bool(versions), "versions": versions,
+                "labels": pool.labels.of(model)}
 
     @app.post("/admin/models/{model}/load")
     async def admin_load(model: str, version: int | None = None,
@@ -141,21 +150,6 @@ async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> Non
     await send({"type": "http.response.body", "body": body})
 
 
-class ClientGone(Exception):
-    """The client disconnected before its body was read."""
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
 class ColdFront:
     """The ASGI app for /v1/models/: lease, forward to the owning model server, answer."""
 
@@ -164,6 +158,9 @@ class ColdFront:
         self.pool = pool
         self.rest_urls = list(rest_urls)
         self.client = client
+        self._limit = pool.config.max_body_bytes
+        # Tracing headers go on to the model servers, as the router passes them to us.
+        self._forwarded = forwarding.header_names(forwarding.TRACE_HEADERS)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -180,18 +177,24 @@ class ColdFront:
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Headers]:
         method: str = scope["method"]
         call = parse_path(scope["path"], method)
+        declared = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+        check_declared(declared, self._limit)  # before any load: a refused body costs nothing
+        version = call.version
+        if call.label is not None:
+            version = self.pool.labels.resolve(call.name, call.label)
         # The lease is taken before the body is read: a slow upload holds its version.
-        lease = await self.pool.acquire(call.name, call.version)
+        lease = await self.pool.acquire(call.name, version)
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive, None, self._limit)
             model, version = lease.key
-            # Status without a version asks for every version, as the caller did.
-            pinned = None if call.kind == "status" and call.version is None else version
+            # Status without a version or label asks for every version, as the caller did.
+            pinned = (None if call.kind == "status" and call.version is None
+                      and call.label is None else version)
             path = call.with_target(model, pinned, None).render()
             # Once more if the server dropped a kept-alive connection as we reused it.
             answer = await forwarding.forward(
                 self.client(), method, self.rest_urls[lease.server], path, body,
-                forwarding.wanted_headers(scope["headers"]), attempts=2)
+                forwarding.wanted_headers(scope["headers"], self._forwarded), attempts=2)
         finally:
             self.pool.release(lease)
         return answer.status, answer.body, [

@@ -275,6 +275,14 @@ class Cache:
         e.size_bytes = size_bytes
         self.disk_policy.on_insert(key_str(key), size_bytes, 0.0, now)
 
+    def lose_files(self, key: Key) -> None:
+        """The files were deleted under the pool: the entry is no longer on disk."""
+        e = self._expect(key)
+        if e.mem is not Mem.ABSENT:
+            raise CacheStateError(f"{key_str(key)}: files lost while in memory ({e.mem})")
+        self._move(key, "disk", Disk.PRESENT, Disk.ABSENT)
+        self.disk_policy.on_remove(key_str(key))
+
     def start_delete(self, key: Key, evicted: bool = False) -> None:
         e = self._expect(key)
         if e.mem is not Mem.ABSENT:

@@ -55,6 +55,12 @@ _FLAGS: list[tuple[str, str, type, str]] = [
      "attach to this running model server's gRPC address, host:port (default: start one)"),
     ("--model-server-rest", "model_server_rest", str,
      "and its REST URL, http://host:port; both or neither (default: start one)"),
+    ("--max-body-bytes", "max_body_bytes", int,
+     "request bodies larger than this get 413 unread (default 10 MiB, as the router)"),
+    ("--labels-file", "labels_file", Path,
+     "YAML/JSON file whose top-level `labels: {model: {label: version}}` the pool serves "
+     "under /v1/models/{m}/labels/{l}; the policy file will do; re-read when it changes "
+     "(default: no labels)"),
     ("--host", "host", str, "address to serve on (default 127.0.0.1)"),
     ("--port", "port", int, "port to serve on (default 8600)"),
 ]

@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from base.asgi_body import DEFAULT_MAX_BODY_BYTES
+
 
 def default_policy() -> str:
     """The eviction policy `pools.eviction` recommends, else LRU."""
@@ -52,6 +54,12 @@ class PoolConfig(BaseSettings):
     # Attach to a running TF-Serving-compatible server instead of starting one.
     model_server_grpc: str | None = None  # host:port
     model_server_rest: str | None = None  # http://host:port
+
+    # Bodies past this are answered 413 unread (the router's default too).
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1)
+    # `labels: {model: {label: version}}` at the top of this YAML/JSON file (the policy file
+    # will do), re-read when it changes; None: no labels, every label is unknown.
+    labels_file: Path | None = None
 
     host: str = "127.0.0.1"
     port: int = 8600

@@ -47,6 +47,12 @@ def version_dir(cache_dir: Path, model: str, version: int) -> Path:
     return cache_dir / model / str(version)
 
 
+def is_whole(cache_dir: Path, model: str, version: int) -> bool:
+    """The version's folder is there with its saved_model (not deleted under the pool)."""
+    path = version_dir(cache_dir, model, version)
+    return any((path / name).is_file() for name in SAVED_MODEL_FILES)
+
+
 def scan(cache_dir: Path) -> list[Found]:
     """Every whole model version in the cache folder; leftovers are deleted on the way."""
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -85,6 +91,7 @@ def delete_version(cache_dir: Path, model: str, version: int) -> None:
 
 
 def save_state(cache_dir: Path, state: dict[str, Any]) -> None:
+    cache_dir.mkdir(parents=True, exist_ok=True)  # the folder may have been deleted
     target = cache_dir / POLICY_STATE_FILE
     tmp = target.with_name(f"{TMP_PREFIX}{POLICY_STATE_FILE}")
     tmp.write_text(json.dumps(state))

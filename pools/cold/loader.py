@@ -59,6 +59,10 @@ class Changes:
             pass
 
 
+class FilesVanished(Unavailable):
+    """A load failed because the cache files were deleted under the pool: download again."""
+
+
 def is_transient(exc: BaseException) -> bool:
     """Errors not worth remembering: the store or server was away, or the model is gone."""
     return isinstance(exc, Unavailable | NotFound | ResourceExhausted) or \
@@ -134,8 +138,23 @@ class Loader:
             self.changes.notify()
 
     async def _fetch_and_load(self, key: Key) -> None:
+        """Download if needed, then load; files deleted under the pool cost one download
+        more, never a remembered failure."""
+        try:
+            await self._fetch_and_load_once(key)
+        except FilesVanished as exc:
+            log.warning("%s: %s; downloading it again", key_str(key), exc.message)
+            await self._fetch_and_load_once(key)
+
+    async def _fetch_and_load_once(self, key: Key) -> None:
         cache = self.cache
         e = cache.entry(key)
+        if e.disk is Disk.PRESENT and not await asyncio.to_thread(
+                disk.is_whole, self.cache_dir, *key):
+            log.warning("%s: its cache files were deleted; downloading it again", key_str(key))
+            cache.lose_files(key)
+            # What is left (a folder without its saved_model) would pass for a download.
+            await asyncio.to_thread(disk.delete_version, self.cache_dir, *key)
         if e.disk is not Disk.PRESENT:
             size = await self._size(key)
             self._check_fits(Tier.MEMORY, key, size)  # before downloading what cannot load
@@ -233,9 +252,15 @@ class Loader:
             raise error
         message = status.error_message or (str(error) if error else f"state {status.state}")
         code = status.error_code if status.error_code != "OK" else "UNKNOWN"
-        # 500 whatever the server's code: the request was fine, the model is not.
-        failure = Internal(f"loading {model} version {version} failed: {code}: {message}")
-        self.metrics.failures.labels("load").inc()
+        failure: TierserveError
+        if not await asyncio.to_thread(disk.is_whole, self.cache_dir, model, version):
+            # Deleted under us (an operator, a cleaner): not the model's fault, not remembered.
+            failure = FilesVanished(f"the cache files of {model} version {version} were "
+                                    f"deleted under the pool ({code}: {message})")
+        else:
+            # 500 whatever the server's code: the request was fine, the model is not.
+            failure = Internal(f"loading {model} version {version} failed: {code}: {message}")
+            self.metrics.failures.labels("load").inc()
         # The files may be what is broken: drop them so the next try downloads afresh.
         self.cache.abort_load(key)
         backend.sender.remove(model, version)

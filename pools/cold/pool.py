@@ -20,8 +20,9 @@ from base.names import check_model_name
 from pools.cold import disk
 from pools.cold.admission import Limits, Queue, decide
 from pools.cold.cache import Bounds, Cache, Disk, Entry, Key, Mem, Tier
-from pools.cold.catalog import Catalog
+from pools.cold.catalog import NEGATIVE_TTL_S, Catalog
 from pools.cold.config import PoolConfig
+from pools.cold.labels import Labels
 from pools.cold.loader import Changes, Loader
 from pools.cold.metrics import PoolMetrics
 from pools.cold.modelserver_client import ModelServerClient
@@ -30,6 +31,9 @@ from pools.eviction import make_policy
 from pools.store import ModelStore
 
 log = logging.getLogger(__name__)
+
+# Seconds a miss refused because the store is away is asked to wait.
+STORE_RETRY_AFTER_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class ColdPool:
                                on_list=self.metrics.miss_phases.labels("listing").observe)
         self.loader = Loader(config, self.cache, store, self.servers, self.metrics,
                              self.changes)
+        self.labels = Labels(config.labels_file)
         self.current: dict[str, int] = {}  # model -> the version "latest" requests get
         self.gone: set[Key] = set()  # deleted from the store, on their way out
         self.waiting: dict[Key, int] = {}  # requests waiting for a load, per model version
@@ -173,6 +178,12 @@ class ColdPool:
             raise Unavailable(
                 f"model {key[0]} version {key[1]} is still loading; retry later",
                 retry_after=self._retry_after(key)) from None
+        except Unavailable as exc:
+            self._end(key)
+            if exc.retry_after is not None:
+                raise
+            # The store went away mid-download, the files vanished twice...: worth a retry.
+            raise Unavailable(exc.message, retry_after=STORE_RETRY_AFTER_S) from exc
         except BaseException:
             self._end(key)
             raise
@@ -196,16 +207,22 @@ class ColdPool:
         return min(max(typical, 1.0), self.config.load_wait_s)
 
     async def resolve(self, model: str, version: int | None) -> Key:
-        """The (model, version) a request means; NotFound / Unavailable from the store."""
+        """The (model, version) a request means; NotFound / Unavailable from the store.
+
+        What the pool holds (loaded or on disk) is served without the store when it is
+        away: only a miss that needs the store gets Unavailable (503 + Retry-After).
+        """
         if version is not None:
             key = (model, version)
             e = self.cache.get(key)
             if e is not None and key not in self.gone and (
                     e.mem is Mem.LOADED or e.disk is Disk.PRESENT):
                 return key
-            versions = await self.catalog.versions(model)
+            versions = await self._listing(model)
             if version not in versions:
-                versions = await self.catalog.refresh(model)
+                # Uploaded since the listing? Asked again at most every few seconds, so
+                # requests for a version that does not exist cost no listing each.
+                versions = await self._listing(model, NEGATIVE_TTL_S)
             if version not in versions:
                 raise NotFound(f"Servable not found for request: Specific({model}, {version})")
             self.gone.discard(key)
@@ -215,18 +232,24 @@ class ColdPool:
             e = self.cache.get((model, current))
             if e is not None and e.mem is Mem.LOADED:
                 return (model, current)
+        local = [e.version for e in self.cache.versions(model)
+                 if (e.mem is Mem.LOADED or e.disk is Disk.PRESENT) and e.key not in self.gone]
         try:
-            versions = await self.catalog.versions(model)
+            versions = await self._listing(model)
         except Unavailable:
-            # The store is away: a version already on disk can still be served.
-            local = [e.version for e in self.cache.versions(model)
-                     if e.disk is Disk.PRESENT and e.key not in self.gone]
             if not local:
                 raise
-            return (model, max(local))
+            return (model, max(local))  # the store is away: serve what we hold
         key = (model, max(versions))
         self.gone.discard(key)
         return key
+
+    async def _listing(self, model: str, max_age: float | None = None) -> list[int]:
+        try:
+            return await self.catalog.versions(model, max_age)
+        except Unavailable as exc:
+            raise Unavailable(f"the model store cannot be reached: {exc.message}",
+                              retry_after=exc.retry_after or STORE_RETRY_AFTER_S) from exc
 
     # -- admin ----------------------------------------------------------------------------
 
@@ -286,6 +309,7 @@ class ColdPool:
                 "shed": self.shed,
             },
             "eviction_policy": self.config.eviction_policy,
+            "labels": self.labels.map, "labels_error": self.labels.error,
             "models": models,
         }
 

@@ -5,6 +5,7 @@ that every lease taken is given back."""
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import httpx
 from fastapi import FastAPI
@@ -12,8 +13,11 @@ from fastapi import FastAPI
 from base.errors import Unavailable
 from base.forwarding import make_client
 from pools.cold.app import ColdFront, ColdPoolApp, create_app
+from pools.cold.labels import Labels
 from pools.cold.pool import Lease
 from tests.test_forwarding import OK, Server, answer_each, read_request, serving
+
+BODY_LIMIT = 1000
 
 
 class FakePool:
@@ -24,6 +28,8 @@ class FakePool:
         self.fail: BaseException | None = None
         self.acquired: list[tuple[str, int | None]] = []
         self.released: list[Lease] = []
+        self.config = SimpleNamespace(max_body_bytes=BODY_LIMIT)
+        self.labels = Labels(labels={"m": {"stable": 5}})
 
     async def acquire(self, model: str, version: int | None) -> Lease:
         self.acquired.append((model, version))
@@ -89,15 +95,60 @@ async def test_a_shed_miss_is_503_with_retry_after_and_nothing_forwarded() -> No
         assert server.requests == [] and pool.released == []
 
 
-async def test_labels_and_bad_paths_answer_tf_serving_errors_without_a_lease() -> None:
-    pool = FakePool()
-    async with http(make_app(pool, ["http://127.0.0.1:9"])) as client:
-        label = await client.post("/v1/models/m/labels/stable:predict", json={})
-        bad = await client.get("/v1/models/m:predict")
-    assert label.status_code == 404
-    assert label.json() == {"error": "Unrecognized servable version label: stable"}
+async def test_a_label_is_its_version_and_an_unknown_one_tf_servings_400() -> None:
+    async with serving(answer_each) as server:
+        pool = FakePool(version=5)
+        async with http(make_app(pool, [server.url])) as client:
+            predict = await client.post("/v1/models/m/labels/stable:predict", json={})
+            status = await client.get("/v1/models/m/labels/stable")
+            metadata = await client.get("/v1/models/m/labels/stable/metadata")
+            unknown = await client.post("/v1/models/m/labels/beta:predict", json={})
+            other = await client.get("/v1/models/other/labels/stable")
+            bad = await client.get("/v1/models/m:predict")
+    assert (predict.status_code, status.status_code, metadata.status_code) == (200, 200, 200)
+    assert predict.headers["x-tierserve-model-version"] == "5"
+    assert [r.split(b" HTTP")[0] for r in server.requests] == [
+        b"POST /v1/models/m/versions/5:predict", b"GET /v1/models/m/versions/5",
+        b"GET /v1/models/m/versions/5/metadata"]
+    for r, label in ((unknown, "beta"), (other, "stable")):  # as our model server answers
+        assert r.status_code == 400
+        assert r.json() == {"error": f"Unrecognized servable version label: {label}"}
     assert bad.status_code == 400 and set(bad.json()) == {"error"}
-    assert pool.acquired == []
+    assert pool.acquired == [("m", 5)] * 3
+
+
+async def test_tracing_headers_go_on_to_the_model_server() -> None:
+    async with serving(answer_each) as server:
+        async with http(make_app(FakePool(), [server.url])) as client:
+            r = await client.post("/v1/models/m:predict", json={"instances": [1.0]}, headers={
+                "X-Request-Id": "req-7", "traceparent": "00-abc-def-01", "tracestate": "k=v",
+                "authorization": "Bearer secret"})
+    assert r.status_code == 200
+    sent = server.requests[0].lower()
+    for line in (b"x-request-id: req-7", b"traceparent: 00-abc-def-01", b"tracestate: k=v"):
+        assert line in sent
+    assert b"authorization" not in sent
+
+
+async def test_a_body_past_the_limit_is_413_unread_and_loads_nothing() -> None:
+    async with serving(answer_each) as server:
+        pool = FakePool()
+        async with http(make_app(pool, [server.url])) as client:
+            declared = await client.post("/v1/models/m:predict", content=b"x" * (BODY_LIMIT + 1),
+                                         headers={"content-type": "application/json"})
+
+            async def chunks():  # no Content-Length: counted as it arrives
+                for _ in range(3):
+                    yield b"x" * 600
+
+            streamed = await client.post("/v1/models/m:predict", content=chunks())
+            fits = await client.post("/v1/models/m:predict", content=b"x" * BODY_LIMIT)
+    assert declared.status_code == 413 and set(declared.json()) == {"error"}
+    assert "1000 bytes" in declared.json()["error"]
+    assert streamed.status_code == 413 and set(streamed.json()) == {"error"}
+    assert fits.status_code == 200
+    assert pool.acquired == [("m", None), ("m", None)]  # none for the declared one
+    assert len(pool.released) == 2 and len(server.requests) == 1
 
 
 async def test_a_dropped_connection_is_sent_once_more_then_503_and_the_lease_back() -> None:

@@ -109,3 +109,30 @@ def test_container_gets_its_cpu_weight_and_limit_and_sizes_tf_to_the_limit(
         (x for x in runtime.logs(inst, tail=200).splitlines()
          if "TensorFlow thread pools" in x), None), timeout=400)
     assert "intra_op=1 inter_op=2 (1 CPUs available)" in line
+
+
+def test_a_labelled_model_gets_its_labelled_versions_and_a_mounted_config(
+        runtime: DockerRuntime, moto_s3: str, s3_bucket: str, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    store = testing.make_local_store(tmp_path / "store", {"lab": {1: 1.0, 2: 2.0, 3: 3.0}})
+    testing.upload_tree(testing.s3_client(moto_s3), s3_bucket, "models/lab", store / "lab")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_s3)
+    settings = testimage.container_settings(kind="tensorflow-serving", args=["--host=0.0.0.0"])
+    spec = InstanceSpec("lab", f"s3://{s3_bucket}/models", settings, "h", time.time(),
+                        labels={"stable": 1})
+    wait_for("lab synced", lambda: runtime.prepare(spec), timeout=120)
+    synced = runtime.state_dir / "models" / "lab"
+    assert sorted(p.name for p in synced.iterdir()) == ["1", "3"]  # labelled + latest
+    inst = runtime.start(spec)
+    wait_for("lab AVAILABLE", lambda: available(inst.endpoint, "lab"), timeout=400)
+    xs = [2.0]
+
+    def by_label() -> httpx.Response | None:
+        r = httpx.post(f"{inst.endpoint}/v1/models/lab/labels/stable:predict",
+                       json={"instances": xs}, timeout=10)
+        return r if r.status_code == 200 else None
+
+    assert wait_for("label served", by_label, timeout=120).json()["predictions"] == \
+        expected(1.0, 0.0, xs)
+    latest = httpx.post(f"{inst.endpoint}/v1/models/lab:predict", json={"instances": xs})
+    assert latest.json()["predictions"] == expected(3.0, 0.0, xs)

@@ -1,6 +1,6 @@
 """A tiny TF-Serving-shaped backend for router unit tests: `python -m tests.router.fake_backend
 --port P --a A --name NAME [--delay S]`. predict answers y = a*x; it echoes what it saw (path,
-and for predict the request headers)."""
+and for predict the request headers). Models named bogus* are not found (404)."""
 
 from __future__ import annotations
 
@@ -23,11 +23,28 @@ def create(a: float, name: str, delay: float) -> FastAPI:
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
+    @app.get("/admin/models/{model}/versions")
+    async def versions(model: str) -> Response:
+        """As the cold pool answers: `lab*` has versions 1, 2 and the label stable -> 1;
+        `gone*` is not in the store; any other model is not known (404: no such call)."""
+        if model.startswith("lab"):
+            facts = {"model": model, "in_store": True, "versions": [1, 2],
+                     "labels": {"stable": 1}}
+        elif model.startswith("gone"):
+            facts = {"model": model, "in_store": False, "versions": [], "labels": {}}
+        else:
+            return Response(json.dumps({"detail": "Not Found"}), status_code=404,
+                            media_type="application/json")
+        return Response(json.dumps(facts), media_type="application/json")
+
     @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
     async def any_call(request: Request, path: str) -> Response:
         if delay:
             await asyncio.sleep(delay)
         body = await request.body()
+        if path.startswith("models/bogus"):  # as the cold pool answers a name not in the store
+            return Response(json.dumps({"error": "Servable not found for request: Latest(x)"}),
+                            status_code=404, media_type="application/json")
         if path.endswith(":predict"):
             try:
                 instances = json.loads(body)["instances"]
