@@ -3,8 +3,8 @@
 Opening: `make_engine` (`db.engine`, migrations in `db.migrate`). Placements, pins,
 routing version, experiments: `db.routing`; events: `db.events`; request counts (5 s
 buckets rolled up into minutes): `db.counts`; rates and stats: `db.stats`; dashboard
-series: `db.series`. All functions are synchronous: call them from a thread
-(`asyncio.to_thread`) on an event loop.
+series: `db.series`; cold shard membership: `db.shards`. All functions are synchronous:
+call them from a thread (`asyncio.to_thread`) on an event loop.
 
 Errors are tierserve's (`base.errors`), never SQLAlchemy's (see `db.errors`): a db
 that cannot be reached, is locked past its busy timeout or lost its connection
@@ -41,6 +41,7 @@ from db.routing import (
 )
 from db.schema import BUCKET_S, BUCKETS_PER_MINUTE
 from db.series import minute_series
+from db.shards import ColdShard, heartbeat_shard, leave_shard, list_shards, remove_shard
 from db.stats import Stats, experiment_stats, model_stats, request_rates
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "BUCKET_S",
     "PIN_SOURCES",
     "RECENT_MINUTES",
+    "ColdShard",
     "CountDelta",
     "Engine",
     "Event",
@@ -62,10 +64,13 @@ __all__ = [
     "delete_experiment",
     "experiment_stats",
     "get_experiment",
+    "heartbeat_shard",
+    "leave_shard",
     "list_events",
     "list_experiments",
     "list_pins",
     "list_placements",
+    "list_shards",
     "load_routing",
     "make_engine",
     "mark_unhealthy",
@@ -73,6 +78,7 @@ __all__ = [
     "model_stats",
     "record_event",
     "remove_placement",
+    "remove_shard",
     "request_rates",
     "roll_up",
     "routing_version",

@@ -90,6 +90,21 @@ class EventRow(Base):
     outcome: Mapped[str] = mapped_column(Text, nullable=False, default="")
 
 
+class ColdShardRow(Base):
+    """One cold pool of a sharded cold tier, as it last reported itself (`db.shards`).
+
+    Kept alive by the shard's own heartbeat; routers skip a row that is unhealthy or whose
+    heartbeat is older than their stale bound. A table of its own, created by `create_all`
+    on any db (no migration step: an older tierserve never reads it)."""
+
+    __tablename__ = "cold_shards"
+    name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    url: Mapped[str] = mapped_column(String(512), nullable=False)
+    healthy: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
+    heartbeat_at: Mapped[float] = mapped_column(Float, nullable=False)
+    registered_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
 HIST_COLUMNS: tuple[str, ...] = tuple(f"h{i:02d}" for i in range(histogram.N_BUCKETS))
 
 

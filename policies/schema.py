@@ -185,6 +185,20 @@ class ColdPool(Strict):
         None, ge=0, le=19, description="niceness steps below the pool for its own model "
         f"servers, so hot servers win the CPU; default: the pool's ({COLD_NICE_DEFAULT})")
 
+    # Sharded cold tier (issue 11): kept apart from the bounds above.
+    shards: int = Field(
+        1, description="cold pools for `tierserve up` to start, each owning the models "
+        "that rendezvous hashing of their names gives it (the bounds above are per shard); "
+        "at least 1")
+
+    @field_validator("shards")
+    @classmethod
+    def _at_least_one_shard(cls, shards: int) -> int:
+        if shards < 1:
+            raise ValueError(f"must be at least 1, not {shards}: the cold tier is one pool or "
+                             "several shards, never none")
+        return shards
+
     @field_validator("eviction")
     @classmethod
     def _known_eviction(cls, name: str | None) -> str | None:

@@ -89,8 +89,12 @@ def stats_json(s: Stats) -> dict[str, Any]:
 async def routing(state: State) -> dict[str, Any]:
     placements = await _db(queries.list_placements, state.engine)
     pins = await _db(queries.list_pins, state.engine)
+    shards = await _db(queries.list_shards, state.engine)
     return {"db_version": await _db(queries.routing_version, state.engine),
             "loaded_version": state.table.version, "cold_url": state.config.cold_url,
+            # every registered shard; `live`: this router routes to it now
+            "cold_shards": [{**asdict(s), "live": s.name in state.table.shards}
+                            for s in shards],
             "placements": [asdict(p) for p in placements],
             "pins": [asdict(p) for p in pins],
             "experiments": sorted(state.table.experiments)}

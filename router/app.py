@@ -60,13 +60,14 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     """The router app. `engine` defaults to `make_engine(config.db_url)`."""
     engine = engine if engine is not None else make_engine(config.db_url)
     state = RouterState(config=config, engine=engine,
-                        table=RoutingTable(engine, config.cold_url),
+                        table=RoutingTable(engine, config.cold_url,
+                                           config.shard_stale_after),
                         counter=Counter(engine), metrics=RouterMetrics(config.metrics_top_models))
     frontend = Frontend(state)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await asyncio.to_thread(state.table.reload)
+        await asyncio.to_thread(state.table.refresh)
         state.client = httpx.AsyncClient(timeout=config.request_timeout, trust_env=False)
         state.forwarding = forwarding.make_client(config.connect_timeout,
                                                   config.request_timeout, config.max_connections)
@@ -113,13 +114,21 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
                       summary="TF Serving REST: POST /v1/models/{name}[/versions/{v}|/labels/{l}]"
                               ":predict|classify|regress (body forwarded unchanged)")
 
-    readiness = Readiness({"cold pool": cold_pool_check(state.http, config.cold_url),
+    unsharded = cold_pool_check(state.http, config.cold_url)
+
+    async def cold_tier() -> str | None:
+        # Live shards vouch for themselves (a fresh heartbeat means their pool answered);
+        # only an unsharded tier is asked here.
+        return None if state.table.shards else await unsharded()
+
+    readiness = Readiness({"cold pool": cold_tier,
                            "db": DbCheck(engine)})
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, Any]:
         """Kept for existing probes: ok while the process serves HTTP (see /livez, /readyz)."""
-        return {"status": "ok", "routing_version": state.table.version}
+        return {"status": "ok", "routing_version": state.table.version,
+                "cold_shards": sorted(state.table.shards)}
 
     @app.get("/livez", tags=["ops"])
     async def livez() -> dict[str, str]:

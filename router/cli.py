@@ -42,6 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between count flushes (default 1)")
     parser.add_argument("--poll-interval", dest="poll_interval", type=float,
                         help="seconds between routing version polls (default 1)")
+    parser.add_argument("--shard-stale-after", dest="shard_stale_after", type=float,
+                        help="seconds after its last heartbeat a cold shard is skipped and its "
+                             "models go to their next shard (default 6)")
     parser.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
                         help="largest request body (default 10 MiB)")
     parser.add_argument("--connect-timeout", dest="connect_timeout", type=float,

@@ -24,6 +24,8 @@ class RouterConfig(BaseModel):
     sticky_header: str = Field("X-User-Id", description="header whose value pins an A/B variant")
     flush_interval: float = Field(1.0, gt=0, description="seconds between count flushes")
     poll_interval: float = Field(1.0, gt=0, description="seconds between routing version polls")
+    shard_stale_after: float = Field(
+        6.0, gt=0, description="seconds after its last heartbeat a cold shard is skipped")
     max_body_bytes: int = Field(10 * MiB, gt=0)
     connect_timeout: float = Field(1.0, gt=0, description="connecting to a backend, seconds")
     request_timeout: float = Field(60.0, gt=0, description="a backend's answer, seconds")

@@ -143,9 +143,18 @@ class Frontend:
             return await forward(client, method, route.base_url, path, body, headers), route.pool
         except BackendUnreachable as exc:
             if route.pool != "hot":
-                raise Unavailable(f"cold pool unreachable: {exc}") from exc
+                # A sharded tier: the model's next shard, at once (the table skips the dead
+                # one until its row goes stale).
+                retry = self.state.table.shard_failed(target.name, route)
+                if retry is None:
+                    raise Unavailable(f"cold pool unreachable: {exc}") from exc
+                try:
+                    return await forward(client, method, retry.base_url, path, body,
+                                         headers), retry.pool
+                except BackendUnreachable as again:
+                    raise Unavailable(f"cold shards unreachable: {again}") from again
             self._fall_back(target.name, route, str(exc))
-        cold = self.state.table.route_cold()
+        cold = self.state.table.route_cold(target.name)  # the model's shard
         try:
             return await forward(client, method, cold.base_url, path, body, headers), cold.pool
         except BackendUnreachable as exc:

@@ -23,7 +23,7 @@ TIMEOUT_S = 5.0
 
 
 async def known_model(state: RouterState, model: str) -> Known:
-    url = f"{state.table.route_cold().base_url}/admin/models/{model}/versions"
+    url = f"{state.table.route_cold(model).base_url}/admin/models/{model}/versions"
     try:
         response = await state.http().get(url, timeout=TIMEOUT_S)
         if response.status_code != 200:

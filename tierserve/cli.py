@@ -20,7 +20,8 @@ from tierserve.cli_parser import Parser
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("tierserve.up", "run router, cold pool and orchestrator together (local processes)"),
     "router": ("router.cli", "run the router (TF Serving REST front, A/B splits, counts)"),
-    "pool": ("pools.cold.cli", "run the cold pool (shared multi-model caching server)"),
+    "pool": ("tierserve.pool_shard",
+             "run the cold pool (shared multi-model caching server), or one shard of it"),
     "model-server": ("pools.model_server.cli", "run the TF-Serving-compatible model server"),
     "orchestrator": ("orchestrator.cli", "run the promote/demote reconcile loop"),
     "policy": ("policies.cli", "check a policy YAML file"),

@@ -34,6 +34,9 @@ class StackConfig:
     flush_interval: float = 1.0
     # One line per request in the router's log: on for `up`; off where latency is measured.
     router_access_log: bool = False
+    # Cold pools to start; None: the policy's `cold.shards`. Above 1 each registers as a
+    # shard (`tierserve pool --shard-name`) in the db, on consecutive ports from pool_port.
+    cold_shards: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -70,7 +73,8 @@ class Stack:
         self.policy = load_policy(config.policy_path).policy
         self.procs: dict[str, ServerProcess] = {}
         self.router_url = ""
-        self.pool_url = ""
+        self.pool_url = ""  # the first (or only) cold pool: the router's --cold-url
+        self.pool_urls: dict[str, str] = {}  # every cold pool by process name
         self.status_url = ""
 
     def _log(self, name: str) -> Path:
@@ -86,19 +90,11 @@ class Stack:
         env = dict(cfg.extra_env)
         if cfg.admin_token:
             env["TIERSERVE_ADMIN_TOKEN"] = cfg.admin_token
-        pool_port, router_port = _port(cfg.pool_port), _port(cfg.router_port)
-        status_port = _port(cfg.status_port)
-        self.pool_url = f"http://127.0.0.1:{pool_port}"
+        router_port, status_port = _port(cfg.router_port), _port(cfg.status_port)
         self.router_url = f"http://127.0.0.1:{router_port}"
         self.status_url = f"http://127.0.0.1:{status_port}"
         try:
-            self.procs["pool"] = ServerProcess(
-                tierserve_command("pool", "--store", self.policy.store,
-                                  "--cache-dir", str(cfg.var_dir / "cache"),
-                                  "--port", str(pool_port), *pool_flags(self.policy),
-                                  # The pool re-reads the policy's `labels:` when it changes.
-                                  "--labels-file", str(Path(cfg.policy_path).resolve())),
-                ready_url=f"{self.pool_url}/healthz", log_path=self._log("pool"), env=env)
+            self._start_pools(env)
             self.procs["router"] = ServerProcess(
                 tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
                                   "--port", str(router_port),
@@ -114,18 +110,50 @@ class Stack:
                 ready_url=f"{self.status_url}/status", log_path=self._log("orchestrator"),
                 env=env)
             started = time.monotonic()
-            urls = {"pool": self.pool_url, "router": self.router_url,
+            urls = {**self.pool_urls, "router": self.router_url,
                     "orchestrator": self.status_url}
             for name, proc in self.procs.items():
                 proc.wait_ready(timeout=timeout)
                 if progress is not None:
-                    label = "cold pool" if name == "pool" else name
+                    label = {"pool": "cold pool"}.get(
+                        name, f"cold shard {name}" if name in self.pool_urls else name)
                     progress(f"{label} ready at {urls[name]} "
                              f"({time.monotonic() - started:.0f} s, log {proc.log_path})")
         except BaseException:
             self.stop()
             raise
         return self
+
+    @property
+    def shards(self) -> int:
+        return self.config.cold_shards or self.policy.cold.shards
+
+    def _start_pools(self, env: dict[str, str]) -> None:
+        """One cold pool as before, or `shards` of them, each registering itself in the db."""
+        cfg = self.config
+        count = self.shards
+        base = cfg.pool_port
+        for i in range(count):
+            port = base + i if base > 0 else free_port()
+            url = f"http://127.0.0.1:{port}"
+            name, cache = "pool", cfg.var_dir / "cache"
+            shard: list[str] = []
+            if count > 1:
+                name = f"cold-{i}"
+                # A shard's cache is its own (it holds other models), beside the single
+                # pool's, never inside it (a folder named cold-0 there would pass for a model).
+                cache = cfg.var_dir / f"cache-{name}"
+                shard = ["--shard-name", name, "--shard-url", url, "--db-url", cfg.db_url]
+            self.pool_urls[name] = url
+            self.procs[name] = ServerProcess(
+                tierserve_command("pool", "--store", self.policy.store,
+                                  "--cache-dir", str(cache), "--port", str(port),
+                                  *pool_flags(self.policy),
+                                  # The pool re-reads the policy's `labels:` when it changes.
+                                  "--labels-file", str(Path(cfg.policy_path).resolve()),
+                                  *shard),
+                ready_url=f"{url}/healthz", log_path=self._log(name), env=env)
+        self.pool_url = next(iter(self.pool_urls.values()))
 
     def check(self) -> None:
         """Raise RuntimeError naming the part that exited, with its log's last lines."""
@@ -136,13 +164,14 @@ class Stack:
 
     def stop(self) -> None:
         # Orchestrator first (nothing new starts), then its hot servers, then the front.
-        for name in ("orchestrator", "router", "pool"):
+        for name in ("orchestrator", "router", *self.pool_urls):
             proc = self.procs.get(name)
             if proc is not None:
                 proc.stop()
             if name == "orchestrator" and proc is not None:
                 self._stop_hot_instances()
         self.procs.clear()
+        self.pool_urls.clear()
 
     def _stop_hot_instances(self) -> None:
         cfg = self.config

@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pool-port", type=int, default=8600, help="cold pool port")
     parser.add_argument("--status-port", type=int, default=9102,
                         help="orchestrator /status and /metrics port")
+    parser.add_argument("--cold-shards", type=int, default=None,
+                        help="cold pools to start as shards of one cold tier, on consecutive "
+                             "ports from --pool-port (default: the policy's cold.shards, 1)")
     parser.add_argument("--runtime", choices=("process", "docker", "auto"), default="process",
                         help="where hot models run (default: local processes)")
 
@@ -75,11 +78,23 @@ def ensure_default_policy(var: Path, store: str | None) -> Path:
     return path
 
 
+def _pools_lines(stack: Stack) -> str:
+    if len(stack.pool_urls) <= 1:
+        return f"  cold pool:                {stack.pool_url}/admin/models"
+    return "\n".join(f"  cold shard {name + ':':<14}{url}/admin/models"
+                     for name, url in stack.pool_urls.items())
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.cold_shards is not None and args.cold_shards < 1:
+        print(f"tierserve up: --cold-shards must be at least 1, not {args.cold_shards}",
+              file=sys.stderr)
+        return 2
     policy = args.policy or ensure_default_policy(args.var, args.store)
     stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
                               pool_port=args.pool_port, status_port=args.status_port,
-                              runtime=args.runtime, router_access_log=True))
+                              runtime=args.runtime, router_access_log=True,
+                              cold_shards=args.cold_shards))
     stop = threading.Event()
 
     def on_signal(_sig: int, _frame: FrameType | None) -> None:
@@ -87,8 +102,9 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    print(f"starting the cold pool, the router and the orchestrator (logs in {args.var / 'logs'})"
-          " ...", flush=True)
+    pools = "the cold pool" if stack.shards == 1 else f"{stack.shards} cold shards"
+    print(f"starting {pools}, the router and the orchestrator (logs in {args.var / 'logs'}) ...",
+          flush=True)
     try:
         stack.start(progress=lambda line: print(f"  {line}", flush=True))
     except (RuntimeError, TimeoutError) as exc:
@@ -99,7 +115,7 @@ tierserve is up (policy {policy}, logs in {args.var / 'logs'})
   router (TF Serving REST): {stack.router_url}/v1/models/<model>:predict
   dashboard:                {stack.router_url}/ui
   admin API docs:           {stack.router_url}/docs
-  cold pool:                {stack.pool_url}/admin/models
+{_pools_lines(stack)}
   orchestrator status:      {stack.status_url}/status
 {try_hint(stack.policy.store, stack.router_url)}
 Ctrl-C stops everything.""", flush=True)
