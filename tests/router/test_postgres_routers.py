@@ -157,7 +157,7 @@ def test_postgres_pin_through_router_a_is_promoted_and_router_b_routes_it_hot(
                             lambda: cluster.world.hot_endpoint("hotm"), timeout=240)
         answer = wait_for("B to route hotm hot", lambda: (
             r := predict(client, cluster.b.url, "hotm")).headers.get(
-                "x-tierserve-pool") == "hot" and r, timeout=10)
+                "x-tierserve-pool") == "hot" and r, timeout=30)
         assert answer.json() == {"predictions": toy_models.expected(a_of("hotm"), 0.0, XS)}
         assert predict(client, cluster.a.url, "hotm").headers["x-tierserve-pool"] == "hot"
         routing = client.get(f"{cluster.b.url}/admin/routing",
