@@ -27,12 +27,14 @@ log = logging.getLogger(__name__)
 class Route:
     base_url: str
     pool: str  # "hot" | "cold"
+    grpc: str | None = None  # the same backend's gRPC address, host:port, when known
 
 
 class RoutingTable:
-    def __init__(self, engine: Engine, cold_url: str) -> None:
+    def __init__(self, engine: Engine, cold_url: str, cold_grpc: str | None = None) -> None:
         self.engine = engine
         self.cold_url = cold_url
+        self.cold_grpc = cold_grpc
         self.version = -1
         self.placements: dict[str, Placement] = {}
         self.experiments: dict[str, ExperimentSpec] = {}
@@ -42,11 +44,11 @@ class RoutingTable:
         placement = self.placements.get(model)
         if (placement is not None and placement.pool == "hot" and placement.healthy
                 and placement.endpoint):
-            return Route(placement.endpoint.rstrip("/"), "hot")
-        return Route(self.cold_url, "cold")
+            return Route(placement.endpoint.rstrip("/"), "hot", placement.grpc_endpoint)
+        return self.route_cold()
 
     def route_cold(self) -> Route:
-        return Route(self.cold_url, "cold")
+        return Route(self.cold_url, "cold", self.cold_grpc)
 
     def forget_hot(self, model: str, endpoint: str) -> None:
         """Stop using an endpoint at once, before the db round trip comes back."""

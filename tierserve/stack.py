@@ -25,8 +25,10 @@ from policies.schema import Policy
 class StackConfig:
     policy_path: Path
     var_dir: Path
-    router_port: int = 8500
+    router_port: int = 8501  # REST; TF Serving's ports
+    router_grpc_port: int = 8500
     pool_port: int = 8600
+    pool_grpc_port: int = 8601
     status_port: int = 9102
     runtime: str = "process"
     admin_token: str | None = None
@@ -70,7 +72,9 @@ class Stack:
         self.policy = load_policy(config.policy_path).policy
         self.procs: dict[str, ServerProcess] = {}
         self.router_url = ""
+        self.router_grpc = ""  # host:port
         self.pool_url = ""
+        self.pool_grpc = ""
         self.status_url = ""
 
     def _log(self, name: str) -> Path:
@@ -87,19 +91,24 @@ class Stack:
         if cfg.admin_token:
             env["TIERSERVE_ADMIN_TOKEN"] = cfg.admin_token
         pool_port, router_port = _port(cfg.pool_port), _port(cfg.router_port)
+        pool_grpc_port, router_grpc_port = _port(cfg.pool_grpc_port), _port(cfg.router_grpc_port)
         status_port = _port(cfg.status_port)
         self.pool_url = f"http://127.0.0.1:{pool_port}"
+        self.pool_grpc = f"127.0.0.1:{pool_grpc_port}"
         self.router_url = f"http://127.0.0.1:{router_port}"
+        self.router_grpc = f"127.0.0.1:{router_grpc_port}"
         self.status_url = f"http://127.0.0.1:{status_port}"
         try:
             self.procs["pool"] = ServerProcess(
                 tierserve_command("pool", "--store", self.policy.store,
                                   "--cache-dir", str(cfg.var_dir / "cache"),
-                                  "--port", str(pool_port), *pool_flags(self.policy)),
+                                  "--port", str(pool_port), "--grpc-port", str(pool_grpc_port),
+                                  *pool_flags(self.policy)),
                 ready_url=f"{self.pool_url}/healthz", log_path=self._log("pool"), env=env)
             self.procs["router"] = ServerProcess(
                 tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
-                                  "--port", str(router_port),
+                                  "--cold-grpc", self.pool_grpc, "--port", str(router_port),
+                                  "--grpc-port", str(router_grpc_port),
                                   "--flush-interval", str(cfg.flush_interval),
                                   *(["--access-log"] if cfg.router_access_log else [])),
                 ready_url=f"{self.router_url}/healthz", log_path=self._log("router"), env=env)

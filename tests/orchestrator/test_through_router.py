@@ -101,8 +101,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     port = free_port()
     router = ServerProcess(
         tierserve_command("router", "--db-url", w.db_url, "--cold-url", cold_pool,
-                          "--port", str(port), "--flush-interval", "0.2",
-                          "--poll-interval", "0.2"),
+                          "--port", str(port), "--grpc-port", str(free_port()),
+                          "--flush-interval", "0.2", "--poll-interval", "0.2"),
         ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"router-{scope}.log")
     router.wait_ready(timeout=60)
     w.start_orchestrator()
