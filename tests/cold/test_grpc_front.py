@@ -66,7 +66,7 @@ def request(name: str, xs: list[float], version: int | None = None) -> Any:
     out.model_spec.name = name
     if version is not None:
         out.model_spec.version.value = version
-    out.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32, shape=[len(xs), 1]))
+    out.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32))
     return out
 
 

@@ -126,7 +126,9 @@ def predict_request(name: str, xs: list[float], version: int | None = None,
         request.model_spec.version.value = version
     if label is not None:
         request.model_spec.version_label = label
-    request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32, shape=[len(xs), 1]))
+    # half_plus_two's x is [batch, 1]; the toy models' (the experiment's arms) [batch].
+    shape = [len(xs)] if name == EXPERIMENT else [len(xs), 1]
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32, shape=shape))
     return request
 
 
