@@ -1,8 +1,9 @@
 """Router overhead: the same load against the model server directly, through the router,
-and through nginx as a plain reverse proxy (reference).
+and through nginx as a plain reverse proxy (reference); then gRPC Predict calls straight to
+the model server's gRPC port and through the router's gRPC front, side by side.
 
     tierserve bench router [--generator wrk|httpx] [--rounds 5] [--seconds 3]
-                           [--concurrency 1,32]
+                           [--concurrency 1,32] [--grpc-requests 1000] [--protocols rest,grpc]
 
 Starts a real model server (toy SavedModel y = 2x), the router (routing the model to
 that server as its cold pool) and nginx (Debian's /usr/sbin/nginx, generated config,
@@ -24,12 +25,14 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from bench._router_grpc import grpc_load, predict_bytes
 from pools.model_server.command import model_server_args
 from tierserve import toy_models
 
@@ -39,7 +42,7 @@ NGINX = "/usr/sbin/nginx"
 WRK = "wrk"
 
 
-def start_model_server(work: Path) -> tuple[ServerProcess, str]:
+def start_model_server(work: Path) -> tuple[ServerProcess, str, str]:
     store = work / "store"
     toy_models.write_model(store, MODEL, {1: 2.0})
     rest, grpc = free_port(), free_port()
@@ -47,16 +50,16 @@ def start_model_server(work: Path) -> tuple[ServerProcess, str]:
         port=grpc, rest_api_port=rest, model_name=MODEL, model_base_path=str(store / MODEL))),
         ready_url=f"http://127.0.0.1:{rest}/v1/models/{MODEL}",
         log_path=work / "model-server.log")
-    return proc.wait_ready(timeout=180), f"http://127.0.0.1:{rest}"
+    return proc.wait_ready(timeout=180), f"http://127.0.0.1:{rest}", f"127.0.0.1:{grpc}"
 
 
-def start_router(work: Path, backend: str) -> tuple[ServerProcess, str]:
-    port = free_port()
+def start_router(work: Path, backend: str, backend_grpc: str) -> tuple[ServerProcess, str, str]:
+    port, grpc = free_port(), free_port()
     proc = ServerProcess(tierserve_command(
         "router", "--db-url", f"sqlite:///{work / 'bench.db'}", "--cold-url", backend,
-        "--port", str(port)), ready_url=f"http://127.0.0.1:{port}/healthz",
-        log_path=work / "router.log")
-    return proc.wait_ready(timeout=60), f"http://127.0.0.1:{port}"
+        "--cold-grpc", backend_grpc, "--port", str(port), "--grpc-port", str(grpc)),
+        ready_url=f"http://127.0.0.1:{port}/healthz", log_path=work / "router.log")
+    return proc.wait_ready(timeout=60), f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc}"
 
 
 NGINX_CONF = """\
@@ -176,17 +179,64 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))]
 
 
+Runner = Callable[[str, int], Round]
+
+
+def measure(targets: dict[str, str], pgroups: dict[str, ServerProcess], levels: list[int],
+            rounds_per_target: int, one_round: Runner, warm_up: Runner) -> None:
+    """Interleaved rounds over `targets` at each concurrency; prints the table against
+    `direct`."""
+    rounds: dict[tuple[str, int], list[Round]] = {}
+    cpu: dict[tuple[str, int], float] = {}
+    for concurrency in levels:
+        for url in targets.values():  # warm up connections and code paths
+            warm_up(url, min(concurrency, 8))
+        # Interleaved rounds: a burst of load from elsewhere on the machine hits
+        # every target alike instead of skewing whichever ran at that moment.
+        for _ in range(rounds_per_target):
+            for name, url in targets.items():
+                before = {n: group_cpu_seconds(p.pid) for n, p in pgroups.items()}
+                rounds.setdefault((name, concurrency), []).append(one_round(url, concurrency))
+                # The proxy's own CPU: unlike latency, barely moved by other load.
+                if name in pgroups:
+                    cpu[name, concurrency] = cpu.get((name, concurrency), 0.0) + (
+                        group_cpu_seconds(pgroups[name].pid) - before[name])
+    print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+          f"{'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
+    for concurrency in levels:
+        summary = {}
+        for name in targets:
+            runs = rounds[name, concurrency]
+            # Medians over rounds: robust to a round hit by a burst of other load.
+            summary[name] = (statistics.median(r.p50_s for r in runs) * 1000,
+                             statistics.median(r.p99_s for r in runs) * 1000,
+                             sum(r.requests for r in runs) / sum(r.seconds for r in runs),
+                             sum(r.requests for r in runs))
+        base = summary["direct"]
+        for name, (p50, p99, rps, total) in summary.items():
+            extra = ("" if name == "direct" else
+                     f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}"
+                     f" {cpu[name, concurrency] * 1000 / total:10.3f}")
+            print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {rps:8.0f}{extra}")
+    print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; latency "
+          "on a shared machine is noisy; cpu ms/req is the proxy's own cost)")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generator", choices=("wrk", "httpx"),
                         default="wrk" if shutil.which(WRK) else "httpx",
-                        help="load generator (wrk when installed: lighter than Python)")
+                        help="REST load generator (wrk when installed: lighter than Python)")
     parser.add_argument("--seconds", type=float, default=3.0, help="wrk: seconds per round")
     parser.add_argument("--requests", type=int, default=400, help="httpx: requests per round")
+    parser.add_argument("--grpc-requests", type=int, default=1000,
+                        help="gRPC: requests per round (one grpc.aio client)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per target")
     parser.add_argument("--concurrency", default="1,32")
+    parser.add_argument("--protocols", default="rest,grpc", help="rest, grpc or both")
     args = parser.parse_args()
     levels = [int(c) for c in args.concurrency.split(",")]
+    protocols = {p.strip() for p in args.protocols.split(",")}
     work = Path(tempfile.mkdtemp(prefix="tierserve-bench-router-"))
     procs: list[ServerProcess] = []
 
@@ -196,55 +246,36 @@ def main() -> None:
         return asyncio.run(_httpx_load(url, args.requests, concurrency))
 
     try:
-        model_server, direct = start_model_server(work)
+        model_server, direct, direct_grpc = start_model_server(work)
         procs.append(model_server)
-        router, via_router = start_router(work, direct)
+        router, via_router, router_grpc = start_router(work, direct, direct_grpc)
         procs.append(router)
-        targets = {"direct": direct, "router": via_router}
-        pgroups = {"router": router}
-        nginx = start_nginx(work, direct)
-        if nginx is not None:
-            procs.append(nginx[0])
-            targets["nginx"] = nginx[1]
-            pgroups["nginx"] = nginx[0]
-        print(f"model server {direct}, router {via_router}, nginx "
-              f"{targets.get('nginx', 'not found')}; generator {args.generator}, "
-              f"{args.rounds} interleaved rounds per target")
-        rounds: dict[tuple[str, int], list[Round]] = {}
-        cpu: dict[tuple[str, int], float] = {}
-        for concurrency in levels:
-            for url in targets.values():  # warm up connections and code paths
-                asyncio.run(_httpx_load(url, 50, min(concurrency, 8)))
-            # Interleaved rounds: a burst of load from elsewhere on the machine hits
-            # every target alike instead of skewing whichever ran at that moment.
-            for _ in range(args.rounds):
-                for name, url in targets.items():
-                    before = {n: group_cpu_seconds(p.pid) for n, p in pgroups.items()}
-                    rounds.setdefault((name, concurrency), []).append(
-                        one_round(url, concurrency))
-                    # The proxy's own CPU: unlike latency, barely moved by other load.
-                    if name in pgroups:
-                        cpu[name, concurrency] = cpu.get((name, concurrency), 0.0) + (
-                            group_cpu_seconds(pgroups[name].pid) - before[name])
-        print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
-              f"{'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
-        for concurrency in levels:
-            summary = {}
-            for name in targets:
-                runs = rounds[name, concurrency]
-                # Medians over rounds: robust to a round hit by a burst of other load.
-                summary[name] = (statistics.median(r.p50_s for r in runs) * 1000,
-                                 statistics.median(r.p99_s for r in runs) * 1000,
-                                 sum(r.requests for r in runs) / sum(r.seconds for r in runs),
-                                 sum(r.requests for r in runs))
-            base = summary["direct"]
-            for name, (p50, p99, rps, total) in summary.items():
-                extra = ("" if name == "direct" else
-                         f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}"
-                         f" {cpu[name, concurrency] * 1000 / total:10.3f}")
-                print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {rps:8.0f}{extra}")
-        print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; latency "
-              "on a shared machine is noisy; cpu ms/req is the proxy's own cost)")
+        if "rest" in protocols:
+            targets = {"direct": direct, "router": via_router}
+            pgroups = {"router": router}
+            nginx = start_nginx(work, direct)
+            if nginx is not None:
+                procs.append(nginx[0])
+                targets["nginx"] = nginx[1]
+                pgroups["nginx"] = nginx[0]
+            print(f"REST: model server {direct}, router {via_router}, nginx "
+                  f"{targets.get('nginx', 'not found')}; generator {args.generator}, "
+                  f"{args.rounds} interleaved rounds per target")
+            measure(targets, pgroups, levels, args.rounds, one_round,
+                    lambda url, c: asyncio.run(_httpx_load(url, 50, c)))
+        if "grpc" in protocols:
+            body = predict_bytes(MODEL, BODY["instances"])
+
+            def grpc_round(target: str, concurrency: int, requests: int) -> Round:
+                latencies, seconds = grpc_load(target, body, requests, concurrency)
+                return Round(pct(latencies, 50), pct(latencies, 99), len(latencies), seconds)
+
+            print(f"\ngRPC Predict: model server {direct_grpc}, router {router_grpc}; one "
+                  f"grpc.aio client, {args.grpc_requests} requests a round, {args.rounds} "
+                  "interleaved rounds per target")
+            measure({"direct": direct_grpc, "router": router_grpc}, {"router": router}, levels,
+                    args.rounds, lambda t, c: grpc_round(t, c, args.grpc_requests),
+                    lambda t, c: grpc_round(t, c, 100))
     finally:
         for proc in reversed(procs):
             proc.stop()

@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 from base.errors import InvalidArgument, NotFound
 from db.engine import write
 from db.errors import db_errors
-from db.schema import ExperimentRow, PinRow, PlacementRow, RoutingVersion
+from db.schema import ExperimentRow, PinRow, PlacementGrpcRow, PlacementRow, RoutingVersion
 
 Pool = Literal["hot", "cold"]
 PinSource = Literal["policy", "admin"]
@@ -40,6 +40,7 @@ class Placement:
     pinned: bool
     updated_at: float
     pinned_by: tuple[str, ...] = ()  # the pins' sources: "policy", "admin" or both
+    grpc_endpoint: str | None = None  # the hot server's gRPC address, host:port, when known
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,16 @@ def _bump(conn: Connection) -> None:
                  .values(version=RoutingVersion.version + 1))
 
 
-def _placement(row: PlacementRow, pins: Mapping[str, tuple[tuple[str, ...], float]]
-               ) -> Placement:
+def _placement(row: PlacementRow, pins: Mapping[str, tuple[tuple[str, ...], float]],
+               grpc: Mapping[str, tuple[str, str]]) -> Placement:
     sources = pins.get(row.model, ((), 0.0))[0]
+    endpoint, address = grpc.get(row.model, ("", None))
     return Placement(model=row.model, pool=row.pool, endpoint=row.endpoint,
                      healthy=bool(row.healthy), pinned=bool(sources),
-                     updated_at=row.updated_at, pinned_by=sources)
+                     updated_at=row.updated_at, pinned_by=sources,
+                     # Only for the server it was written with (a REST-only writer may have
+                     # moved the placement since).
+                     grpc_endpoint=address if endpoint == row.endpoint else None)
 
 
 def _pins(conn: Connection) -> dict[str, tuple[tuple[str, ...], float]]:
@@ -87,8 +92,10 @@ def _pins(conn: Connection) -> dict[str, tuple[tuple[str, ...], float]]:
 def _placements(conn: Connection) -> dict[str, Placement]:
     """Every placement row, plus a cold placement for each pinned model without one."""
     pins = _pins(conn)
+    grpc = {m: (e, g) for m, e, g in conn.execute(select(
+        PlacementGrpcRow.model, PlacementGrpcRow.endpoint, PlacementGrpcRow.grpc))}
     rows = conn.execute(select(PlacementRow.__table__)).all()
-    placements = {r.model: _placement(r, pins) for r in rows}  # type: ignore[arg-type]
+    placements = {r.model: _placement(r, pins, grpc) for r in rows}  # type: ignore[arg-type]
     for model, (sources, pinned_at) in pins.items():
         if model not in placements:
             placements[model] = Placement(model=model, pool="cold", endpoint=None, healthy=True,
@@ -109,8 +116,9 @@ def routing_version(engine: Engine) -> int:
 
 @db_errors
 def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, *,
-                  healthy: bool = True) -> None:
-    """Route `model` to its hot `endpoint` (pool 'hot') or to the cold pool ('cold')."""
+                  healthy: bool = True, grpc: str | None = None) -> None:
+    """Route `model` to its hot `endpoint` (pool 'hot') or to the cold pool ('cold');
+    `grpc`: the hot server's gRPC address (host:port), if it serves gRPC."""
     if pool not in ("hot", "cold"):
         raise InvalidArgument(f"pool must be 'hot' or 'cold', not {pool!r}")
     if pool == "hot" and not endpoint:
@@ -126,6 +134,10 @@ def set_placement(engine: Engine, model: str, pool: Pool, endpoint: str | None, 
         else:
             conn.execute(table.update().where(table.c.model == model).values(
                 pool=pool, endpoint=endpoint, healthy=healthy, updated_at=now))
+        grpc_table = PlacementGrpcRow.__table__
+        conn.execute(delete(grpc_table).where(grpc_table.c.model == model))
+        if pool == "hot" and grpc:
+            conn.execute(grpc_table.insert().values(model=model, endpoint=endpoint, grpc=grpc))
         _bump(conn)
 
 
@@ -134,6 +146,8 @@ def remove_placement(engine: Engine, model: str) -> None:
     """Send `model` back to the cold pool (its pins, if any, stay)."""
     with write(engine) as conn:
         table = PlacementRow.__table__
+        grpc_table = PlacementGrpcRow.__table__
+        conn.execute(delete(grpc_table).where(grpc_table.c.model == model))
         if conn.execute(delete(table).where(table.c.model == model)).rowcount:
             _bump(conn)
 

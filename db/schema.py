@@ -58,6 +58,17 @@ class PlacementRow(Base):
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
 
 
+class PlacementGrpcRow(Base):
+    """The gRPC address (host:port) of a hot placement's server, for the `endpoint` (its REST
+    URL) it was written with. A table of its own rather than a column of `placements`:
+    `create_all` adds it to an existing db, no migration needed."""
+
+    __tablename__ = "placement_grpc"
+    model: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
+    endpoint: Mapped[str] = mapped_column(String(512), nullable=False)
+    grpc: Mapped[str] = mapped_column(String(512), nullable=False)
+
+
 class PinRow(Base):
     """A model the orchestrator keeps hot, once per source: 'policy' (the YAML's `hot.pinned`,
     replaced on every policy load) or 'admin' (the router's admin API, until unpinned there)."""
@@ -100,6 +111,7 @@ class ColdShardRow(Base):
     __tablename__ = "cold_shards"
     name: Mapped[str] = mapped_column(String(NAME_LEN), primary_key=True)
     url: Mapped[str] = mapped_column(String(512), nullable=False)
+    grpc: Mapped[str | None] = mapped_column(String(512), nullable=True)  # host:port
     healthy: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     heartbeat_at: Mapped[float] = mapped_column(Float, nullable=False)
     registered_at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -24,6 +24,7 @@ from db.schema import ColdShardRow
 class ColdShard:
     name: str
     url: str  # the shard's base URL, as routers reach it
+    grpc: str | None  # its gRPC front's host:port, None if it serves none
     healthy: bool  # False: it said so (its pool did not answer, or it stopped cleanly)
     heartbeat_at: float  # Unix time of its last heartbeat
     registered_at: float
@@ -34,8 +35,8 @@ class ColdShard:
 
 
 @db_errors
-def heartbeat_shard(engine: Engine, name: str, url: str, *, healthy: bool = True,
-                    now: float | None = None) -> None:
+def heartbeat_shard(engine: Engine, name: str, url: str, *, grpc: str | None = None,
+                    healthy: bool = True, now: float | None = None) -> None:
     """Register shard `name` at `url` or renew its row (its URL may change: a shard that
     comes back elsewhere keeps its name, hence its models)."""
     if not is_valid_model_name(name):  # the same alphabet: it is a label, not a path
@@ -48,11 +49,11 @@ def heartbeat_shard(engine: Engine, name: str, url: str, *, healthy: bool = True
         table = ColdShardRow.__table__
         found = conn.execute(select(table.c.name).where(table.c.name == name)).first()
         if found is None:  # a concurrent first beat of the same name: IntegrityError, retried
-            conn.execute(table.insert().values(name=name, url=url, healthy=healthy,
+            conn.execute(table.insert().values(name=name, url=url, grpc=grpc, healthy=healthy,
                                                heartbeat_at=at, registered_at=at))
         else:
             conn.execute(table.update().where(table.c.name == name).values(
-                url=url, healthy=healthy, heartbeat_at=at))
+                url=url, grpc=grpc, healthy=healthy, heartbeat_at=at))
 
 
 @db_errors
@@ -78,6 +79,6 @@ def list_shards(engine: Engine) -> list[ColdShard]:
     """Every registered shard by name, live or not (callers apply `ColdShard.live`)."""
     with engine.connect() as conn:
         rows = conn.execute(select(ColdShardRow.__table__).order_by(ColdShardRow.name)).all()
-    return [ColdShard(name=r.name, url=r.url, healthy=bool(r.healthy),
+    return [ColdShard(name=r.name, url=r.url, grpc=r.grpc, healthy=bool(r.healthy),
                       heartbeat_at=float(r.heartbeat_at), registered_at=float(r.registered_at))
             for r in rows]

@@ -34,7 +34,14 @@ from orchestrator.container_spec import (
     container_name,
     container_spec,
 )
-from orchestrator.runtime import REST_PORT, Instance, InstanceSpec, Runtime, labelled_config
+from orchestrator.runtime import (
+    GRPC_PORT,
+    REST_PORT,
+    Instance,
+    InstanceSpec,
+    Runtime,
+    labelled_config,
+)
 from pools.model_server.command import labelled_versions
 from pools.store import open_store
 
@@ -106,14 +113,17 @@ class DockerRuntime(Runtime):
         ports = settings.get("Ports") or {}
         bound = ports.get(f"{REST_PORT}/tcp") or []
         endpoint = f"http://127.0.0.1:{bound[0]['HostPort']}" if bound else None
+        bound_grpc = ports.get(f"{GRPC_PORT}/tcp") or []
+        grpc = f"127.0.0.1:{bound_grpc[0]['HostPort']}" if bound_grpc else None
         if network and network in (settings.get("Networks") or {}):
             endpoint = f"http://{container.name}:{REST_PORT}"
+            grpc = f"{container.name}:{GRPC_PORT}"
         state = container.attrs.get("State") or {}
         running = container.status == "running"
         detail = container.status if running else f"{container.status} ({state.get('ExitCode')})"
         return Instance(model=labels.get(LABEL_MODEL, ""), id=container.id, endpoint=endpoint,
                         running=running, hot_since=float(labels.get(LABEL_SINCE, "0")),
-                        policy_hash=labels.get(LABEL_HASH, ""), detail=detail)
+                        policy_hash=labels.get(LABEL_HASH, ""), detail=detail, grpc=grpc)
 
     def _mount(self, spec: InstanceSpec) -> ModelMount:
         """Where the server finds the model; for the official image this downloads it (slow:

@@ -104,6 +104,7 @@ class Route:
 
     endpoint: str | None
     healthy: bool = True
+    grpc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ class RouteHot:
     model: str
     endpoint: str | None
     reason: str
+    grpc: str | None = None
 
 
 @dataclass(frozen=True)
@@ -178,9 +180,10 @@ def assess(instances: Sequence[Instance], answers: Mapping[str, bool],
             book = replace(book, probe_failures=_without(book.probe_failures, {inst.id}))
             if inst.id not in book.ready:
                 book = replace(book, ready=book.ready | {inst.id}).forgive(inst.model)
-            if route is None or not routed_here or not route.healthy:
+            # A placement written without the gRPC address (before it was stored) gets it.
+            if route is None or not routed_here or not route.healthy or route.grpc != inst.grpc:
                 effects.append(RouteHot(inst.model, inst.endpoint, f"{inst.endpoint} reports "
-                                        f"AVAILABLE after {now - first:.1f}s"))
+                                        f"AVAILABLE after {now - first:.1f}s", inst.grpc))
             continue
         if not inst.running:
             alive[inst.id] = False

@@ -205,7 +205,7 @@ class Orchestrator:
         return {"actions": [vars(a) for a in actions], "hot": sorted(hot), "routed_hot": routed}
 
     def _hot_routes(self) -> dict[str, liveness.Route]:
-        return {p.model: liveness.Route(p.endpoint, p.healthy)
+        return {p.model: liveness.Route(p.endpoint, p.healthy, p.grpc_endpoint)
                 for p in queries.list_placements(self.engine) if p.pool == "hot"}
 
     def _carry_out(self, effects: list[liveness.Effect]) -> None:
@@ -213,7 +213,8 @@ class Orchestrator:
             if isinstance(effect, liveness.Stop):
                 self._stop(effect.instance, effect.action, effect.outcome)
             elif isinstance(effect, liveness.RouteHot):
-                queries.set_placement(self.engine, effect.model, "hot", effect.endpoint)
+                queries.set_placement(self.engine, effect.model, "hot", effect.endpoint,
+                                      grpc=effect.grpc)
                 self._event(effect.model, "route_hot", effect.reason, "ok")
             else:
                 queries.remove_placement(self.engine, effect.model)

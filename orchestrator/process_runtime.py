@@ -90,7 +90,7 @@ class ProcessRuntime(Runtime):
             out.append(Instance(
                 model=s.model, id=f"pid:{s.pid}", endpoint=f"http://127.0.0.1:{s.rest_port}",
                 running=running, hot_since=s.hot_since, policy_hash=s.policy_hash,
-                detail="running" if running else "exited"))
+                detail="running" if running else "exited", grpc=f"127.0.0.1:{s.grpc_port}"))
         return out
 
     def start(self, spec: InstanceSpec) -> Instance:
@@ -124,7 +124,8 @@ class ProcessRuntime(Runtime):
         tmp.write_text(json.dumps(asdict(state)))
         tmp.replace(path)  # atomic: an adopter never reads half a file
         return Instance(spec.model, f"pid:{child.pid}", f"http://127.0.0.1:{rest_port}",
-                        True, spec.hot_since, spec.policy_hash, "started")
+                        True, spec.hot_since, spec.policy_hash, "started",
+                        f"127.0.0.1:{grpc_port}")
 
     def stop(self, instance: Instance, timeout: float = 10.0) -> None:
         pid = int(instance.id.removeprefix("pid:"))

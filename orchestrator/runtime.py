@@ -60,6 +60,7 @@ class Instance:
     hot_since: float
     policy_hash: str
     detail: str = ""  # e.g. "exited (137)"
+    grpc: str | None = None  # gRPC address, host:port on 127.0.0.1, None when not reachable
 
 
 class Runtime(ABC):

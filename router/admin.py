@@ -104,16 +104,18 @@ class PlacementBody(BaseModel):
     pool: Literal["hot", "cold"]
     endpoint: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     healthy: bool = True
+    grpc: str | None = Field(None, pattern=r"^[^\s/]+:\d+$",
+                             description="the hot server's gRPC address, host:port")
 
 
 @admin.put("/placements/{model}", summary="Route a model to a hot endpoint (or cold)")
 async def put_placement(model: ModelParam, body: PlacementBody, state: State) -> dict[str, Any]:
     await _db(queries.set_placement, state.engine, model, body.pool, body.endpoint,
-              healthy=body.healthy)
+              healthy=body.healthy, grpc=body.grpc)
     await _db(queries.record_event, state.engine, model, "placement", "admin API",
               f"{body.pool} {body.endpoint or ''}".strip())
     await _changed(state)
-    return {"model": model, "pool": body.pool, "endpoint": body.endpoint}
+    return {"model": model, "pool": body.pool, "endpoint": body.endpoint, "grpc": body.grpc}
 
 
 @admin.delete("/placements/{model}", summary="Send a model back to the cold pool")

@@ -22,6 +22,9 @@ from db.queries import Engine, make_engine
 from router.admin import admin
 from router.config import RouterConfig
 from router.counting import Counter
+from router.grpc_front import GrpcFront
+from router.grpc_front import start_server as start_grpc
+from router.grpc_front import stop_server as stop_grpc
 from router.inference import Frontend, Receive, Scope, Send
 from router.metrics import RouterMetrics
 from router.readiness import DbCheck, Readiness, cold_pool_check
@@ -60,10 +63,11 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
     """The router app. `engine` defaults to `make_engine(config.db_url)`."""
     engine = engine if engine is not None else make_engine(config.db_url)
     state = RouterState(config=config, engine=engine,
-                        table=RoutingTable(engine, config.cold_url,
+                        table=RoutingTable(engine, config.cold_url, config.cold_grpc,
                                            config.shard_stale_after),
                         counter=Counter(engine), metrics=RouterMetrics(config.metrics_top_models))
     frontend = Frontend(state)
+    grpc_front = GrpcFront(state, frontend)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -75,9 +79,14 @@ def create_app(config: RouterConfig, engine: Engine | None = None) -> FastAPI:
             state.table.poll_forever(config.poll_interval),
             state.counter.flush_forever(config.flush_interval),
             _every(METRICS_LABEL_REFRESH_S, state.metrics.refresh_labels))]
+        # On this event loop, beside uvicorn's: one process, one state for both fronts.
+        grpc_server, state.grpc_port = await start_grpc(
+            grpc_front, config.host, config.grpc_port, config.max_body_bytes,
+            config.grpc_reuse_port)
         try:
             yield
         finally:
+            await stop_grpc(grpc_server, grpc_front)
             for task in loops:
                 task.cancel()
             await asyncio.gather(*loops, return_exceptions=True)

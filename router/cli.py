@@ -31,13 +31,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold-url", dest="cold_url",
                         help="cold pool base URL (default http://127.0.0.1:8600; "
                              "env TIERSERVE_COLD_URL)")
+    parser.add_argument("--cold-grpc", dest="cold_grpc",
+                        help="cold pool gRPC address, host:port (default 127.0.0.1:8601; "
+                             "env TIERSERVE_COLD_GRPC)")
     parser.add_argument("--host", help="bind address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default 8500)")
+    parser.add_argument("--port", type=int, help="TF Serving REST port (default 8501)")
+    parser.add_argument("--grpc-port", dest="grpc_port", type=int,
+                        help="TF Serving gRPC port (default 8500)")
     parser.add_argument("--admin-token", dest="admin_token",
                         help="bearer token for /admin (default: none, and /admin answers loopback "
                              "clients only; better: env TIERSERVE_ADMIN_TOKEN)")
     parser.add_argument("--sticky-header", dest="sticky_header",
-                        help="header that pins an A/B variant (default X-User-Id)")
+                        help="header (gRPC: metadata key, in lower case) that pins an A/B "
+                             "variant (default X-User-Id)")
     parser.add_argument("--flush-interval", dest="flush_interval", type=float,
                         help="seconds between count flushes (default 1)")
     parser.add_argument("--poll-interval", dest="poll_interval", type=float,
@@ -80,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
                               "log_config": log_config(args.log_level),
                               "timeout_graceful_shutdown": 10}
     if args.workers > 1:
+        config = config.model_copy(update={"grpc_reuse_port": True})
         # Worker processes rebuild the settings from the environment.
         for name, value in config.model_dump().items():
             if isinstance(value, tuple):  # "," is an empty list; "" would mean the default

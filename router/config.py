@@ -17,11 +17,18 @@ MiB = 1024 * 1024
 class RouterConfig(BaseModel):
     db_url: str = Field("sqlite:///var/tierserve.db", description="SQLAlchemy URL of the db")
     cold_url: str = Field("http://127.0.0.1:8600", description="base URL of the cold pool")
+    cold_grpc: str = Field("127.0.0.1:8601", description="the cold pool's gRPC address")
     host: str = "127.0.0.1"
-    port: int = Field(8500, ge=0, le=65535)
+    # TF Serving's ports: REST on 8501, gRPC on 8500.
+    port: int = Field(8501, ge=0, le=65535, description="REST port")
+    grpc_port: int = Field(8500, ge=0, le=65535, description="gRPC port")
+    # Several processes on one gRPC port (`--workers`): set by the CLI only then, so that a
+    # second router started by mistake on a port fails instead of taking half its traffic.
+    grpc_reuse_port: bool = False
     # Bearer token for /admin. Unset: /admin answers loopback clients only.
     admin_token: str | None = None
-    sticky_header: str = Field("X-User-Id", description="header whose value pins an A/B variant")
+    sticky_header: str = Field("X-User-Id", description="header (gRPC: metadata key) whose "
+                                                        "value pins an A/B variant")
     flush_interval: float = Field(1.0, gt=0, description="seconds between count flushes")
     poll_interval: float = Field(1.0, gt=0, description="seconds between routing version polls")
     shard_stale_after: float = Field(

@@ -27,7 +27,7 @@ from rich.console import Console
 from policies.durations import duration_arg
 from router.experiments_view import experiments_table, stats_table
 
-DEFAULT_URL = "http://127.0.0.1:8500"
+DEFAULT_URL = "http://127.0.0.1:8501"
 
 
 def parse_target(text: str, value_name: str) -> dict[str, Any]:

@@ -56,23 +56,24 @@ _ROUTER_HEADERS = frozenset((b"x-tierserve-model", b"x-tierserve-variant", b"x-t
 
 
 class Frontend:
-    """The ASGI app for /v1; at most `max_in_flight` requests at a time, 503 past it."""
+    """The ASGI app for /v1; at most `max_in_flight` requests at a time, 503 past it (the
+    gRPC front, router.grpc_front, counts its requests in `in_flight` too)."""
 
     def __init__(self, state: RouterState) -> None:
         self.state = state
         self.in_flight = 0
         config = state.config
         self._limit = config.max_body_bytes
-        self._max_in_flight = config.max_in_flight
+        self.max_in_flight = config.max_in_flight
         self._default_sticky = config.sticky_header.lower().encode("latin-1")
         self._forwarded = header_names(config.forward_headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.in_flight >= self._max_in_flight:
+        if self.in_flight >= self.max_in_flight:
             # Past the bound, answer at once: queueing here only makes every request late.
             self.state.metrics.shed.inc()
             status, body, headers = _error_answer(Unavailable(
-                f"router overloaded: {self._max_in_flight} requests in flight",
+                f"router overloaded: {self.max_in_flight} requests in flight",
                 retry_after=SHED_RETRY_AFTER_S))
             await _answer(send, status, body, headers)
             return
@@ -153,14 +154,14 @@ class Frontend:
                                          headers), retry.pool
                 except BackendUnreachable as again:
                     raise Unavailable(f"cold shards unreachable: {again}") from again
-            self._fall_back(target.name, route, str(exc))
+            self.fall_back(target.name, route, str(exc))
         cold = self.state.table.route_cold(target.name)  # the model's shard
         try:
             return await forward(client, method, cold.base_url, path, body, headers), cold.pool
         except BackendUnreachable as exc:
             raise Unavailable(f"hot endpoint and cold pool unreachable: {exc}") from exc
 
-    def _fall_back(self, model: str, route: Route, reason: str) -> None:
+    def fall_back(self, model: str, route: Route, reason: str) -> None:
         self.state.metrics.fallbacks.inc()
         placement = self.state.table.placements.get(model)
         self.state.table.forget_hot(model, route.base_url)

@@ -31,6 +31,7 @@ class RouterState:
     client: httpx.AsyncClient | None = None  # the dashboard's calls to the cold pool
     forwarding: http1.Client | None = None  # the serving path's calls to backends
     background: set[asyncio.Task[Any]] = field(default_factory=set)
+    grpc_port: int = 0  # the gRPC front's bound port, once started
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Fire-and-forget, keeping a reference so the task is not collected mid-flight."""

@@ -40,21 +40,24 @@ SHARD_STALE_AFTER_S = 6.0
 class Route:
     base_url: str
     pool: str  # "hot" | "cold"
+    grpc: str | None = None  # the same backend's gRPC address, host:port, when known
     shard: str = ""  # the cold shard's name; "" for hot, or an unsharded cold tier
 
 
 class RoutingTable:
-    def __init__(self, engine: Engine, cold_url: str,
+    def __init__(self, engine: Engine, cold_url: str, cold_grpc: str | None = None,
                  shard_stale_after: float = SHARD_STALE_AFTER_S,
                  clock: Callable[[], float] = time.time) -> None:
         self.engine = engine
         self.cold_url = cold_url
+        self.cold_grpc = cold_grpc
         self.shard_stale_after = shard_stale_after
         self.clock = clock
         self.version = -1
         self.placements: dict[str, Placement] = {}
         self.experiments: dict[str, ExperimentSpec] = {}
-        self.shards: dict[str, str] = {}  # live cold shards: name -> base URL
+        # live cold shards: name -> (base URL, gRPC address if it serves gRPC)
+        self.shards: dict[str, tuple[str, str | None]] = {}
         self._down: dict[str, float] = {}  # shards this router could not reach -> until when
         self._reload_lock = threading.Lock()
 
@@ -62,7 +65,7 @@ class RoutingTable:
         placement = self.placements.get(model)
         if (placement is not None and placement.pool == "hot" and placement.healthy
                 and placement.endpoint):
-            return Route(placement.endpoint.rstrip("/"), "hot")
+            return Route(placement.endpoint.rstrip("/"), "hot", placement.grpc_endpoint)
         return self.route_cold(model)
 
     def route_cold(self, model: str | None = None) -> Route:
@@ -71,8 +74,9 @@ class RoutingTable:
         shards = self.shards  # one read: the poller may swap it meanwhile
         name = sharding.owner(model, shards) if model is not None else None
         if name is None:
-            return Route(self.cold_url, "cold")
-        return Route(shards[name], "cold", name)
+            return Route(self.cold_url, "cold", self.cold_grpc)
+        url, grpc = shards[name]
+        return Route(url, "cold", grpc, name)
 
     def shard_failed(self, model: str, route: Route) -> Route | None:
         """`route`'s shard could not be reached: skip it here for `shard_stale_after` (its
@@ -109,7 +113,7 @@ class RoutingTable:
     def _install_shards(self, rows: list[ColdShard]) -> bool:
         now = self.clock()
         self._down = {n: until for n, until in self._down.items() if until > now}
-        live = {s.name: s.url for s in rows
+        live = {s.name: (s.url, s.grpc) for s in rows
                 if s.live(now, self.shard_stale_after) and s.name not in self._down}
         if live == self.shards:
             return False

@@ -115,7 +115,9 @@ def test_stack_commands_work_as_written(tmp_path: Path) -> None:
     router = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         tierserve_command("up", "--var", str(tmp_path / "var"), "--port", str(port),
-                          "--pool-port", str(free_port()), "--status-port", str(free_port())),
+                          "--grpc-port", str(free_port()), "--pool-port", str(free_port()),
+                          "--pool-grpc-port", str(free_port()),
+                          "--status-port", str(free_port())),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
     try:
         deadline = time.monotonic() + 240
@@ -130,7 +132,7 @@ def test_stack_commands_work_as_written(tmp_path: Path) -> None:
             time.sleep(0.5)
         env = {"TIERSERVE_ROUTER_URL": router}
         for example in [e for e in EXAMPLES if e.needs_stack and not e.offline]:
-            result = _run_example(example, env, ("127.0.0.1:8500", f"127.0.0.1:{port}"))
+            result = _run_example(example, env, ("127.0.0.1:8501", f"127.0.0.1:{port}"))
             assert result.returncode == 0, (example.line, result.stdout, result.stderr)
             if example.argv[0] == "curl":
                 answer = json.loads(result.stdout)

@@ -19,7 +19,7 @@ from tierserve.cli_parser import Parser
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "up": ("tierserve.up", "run router, cold pool and orchestrator together (local processes)"),
-    "router": ("router.cli", "run the router (TF Serving REST front, A/B splits, counts)"),
+    "router": ("router.cli", "run the router (TF Serving REST + gRPC, A/B splits, counts)"),
     "pool": ("tierserve.pool_shard",
              "run the cold pool (shared multi-model caching server), or one shard of it"),
     "model-server": ("pools.model_server.cli", "run the TF-Serving-compatible model server"),

@@ -263,7 +263,8 @@ def run(args: argparse.Namespace) -> int:
     with native_output_to(setup_log):
         policy = prepare(args.var, args.models, args.rate)
     stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
-                              pool_port=0, status_port=0, scope="demo", flush_interval=0.5))
+                              router_grpc_port=0, pool_port=0, pool_grpc_port=0,
+                              status_port=0, scope="demo", flush_interval=0.5))
     print(f"starting the cold pool, the router and the orchestrator (logs in "
           f"{args.var / 'logs'}) ...", flush=True)
     observer = Observer(stack, since=time.time())

@@ -41,6 +41,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--shard-url", help="the base URL routers reach this pool at (default: "
                                            "http://HOST:PORT of this pool; env "
                                            "TIERSERVE_POOL_SHARD_URL)")
+    group.add_argument("--shard-grpc", help="the host:port routers reach this pool's gRPC front "
+                                            "at (default: HOST:GRPC_PORT of this pool; with "
+                                            "--grpc-port 0, pass it; env "
+                                            "TIERSERVE_POOL_SHARD_GRPC)")
     group.add_argument("--db-url", help="SQLAlchemy URL of the routers' db (required with "
                                         "--shard-name; env TIERSERVE_DB_URL)")
     group.add_argument("--heartbeat-interval", type=float, default=HEARTBEAT_S,
@@ -52,12 +56,13 @@ class Heartbeat:
     """Probe the pool, write its row, every `interval` seconds, in a daemon thread."""
 
     def __init__(self, db_url: str, name: str, url: str, probe_url: str,
-                 interval: float) -> None:
+                 interval: float, grpc: str | None = None) -> None:
         from db import queries
 
         self.queries = queries
         self.engine = queries.make_engine(db_url)
         self.name, self.url, self.probe_url, self.interval = name, url, probe_url, interval
+        self.grpc = grpc
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="shard-heartbeat", daemon=True)
 
@@ -74,7 +79,8 @@ class Heartbeat:
     def beat(self, client: httpx.Client) -> bool:
         healthy = self._healthy(client)
         try:
-            self.queries.heartbeat_shard(self.engine, self.name, self.url, healthy=healthy)
+            self.queries.heartbeat_shard(self.engine, self.name, self.url, grpc=self.grpc,
+                                         healthy=healthy)
         except TierserveError as exc:  # the db is away: routers will see the row go stale
             log.warning("shard %s: heartbeat not written: %s", self.name, exc)
         return healthy
@@ -104,7 +110,9 @@ class Heartbeat:
 def _from_env(args: argparse.Namespace) -> None:
     # Services configured by environment (Swarm, Kubernetes) set these instead of flags.
     for dest, key in (("shard_name", "TIERSERVE_POOL_SHARD_NAME"),
-                      ("shard_url", "TIERSERVE_POOL_SHARD_URL"), ("db_url", "TIERSERVE_DB_URL")):
+                      ("shard_url", "TIERSERVE_POOL_SHARD_URL"),
+                      ("shard_grpc", "TIERSERVE_POOL_SHARD_GRPC"),
+                      ("db_url", "TIERSERVE_DB_URL")):
         if not getattr(args, dest) and os.environ.get(key):
             setattr(args, dest, os.environ[key])
 
@@ -127,11 +135,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::", "") else config.host
     local = f"http://{host}:{config.port}"
+    grpc = args.shard_grpc or (f"{host}:{config.grpc_port}" if config.grpc_port else None)
     logging.basicConfig(level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         beat = Heartbeat(args.db_url, args.shard_name, args.shard_url or local,
-                         f"{local}/healthz", args.heartbeat_interval)
+                         f"{local}/healthz", args.heartbeat_interval, grpc)
     except TierserveError as exc:
         print(f"tierserve pool: shard {args.shard_name}: {exc}", file=sys.stderr)
         return 2

@@ -25,8 +25,10 @@ from policies.schema import Policy
 class StackConfig:
     policy_path: Path
     var_dir: Path
-    router_port: int = 8500
+    router_port: int = 8501  # REST; TF Serving's ports
+    router_grpc_port: int = 8500
     pool_port: int = 8600
+    pool_grpc_port: int = 8601
     status_port: int = 9102
     runtime: str = "process"
     admin_token: str | None = None
@@ -35,7 +37,8 @@ class StackConfig:
     # One line per request in the router's log: on for `up`; off where latency is measured.
     router_access_log: bool = False
     # Cold pools to start; None: the policy's `cold.shards`. Above 1 each registers as a
-    # shard (`tierserve pool --shard-name`) in the db, on consecutive ports from pool_port.
+    # shard (`tierserve pool --shard-name`) in the db; shard i serves on pool_port + 2i and
+    # pool_grpc_port + 2i.
     cold_shards: int | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -73,7 +76,9 @@ class Stack:
         self.policy = load_policy(config.policy_path).policy
         self.procs: dict[str, ServerProcess] = {}
         self.router_url = ""
+        self.router_grpc = ""  # host:port
         self.pool_url = ""  # the first (or only) cold pool: the router's --cold-url
+        self.pool_grpc = ""  # its gRPC front, host:port: the router's --cold-grpc
         self.pool_urls: dict[str, str] = {}  # every cold pool by process name
         self.status_url = ""
 
@@ -90,14 +95,17 @@ class Stack:
         env = dict(cfg.extra_env)
         if cfg.admin_token:
             env["TIERSERVE_ADMIN_TOKEN"] = cfg.admin_token
-        router_port, status_port = _port(cfg.router_port), _port(cfg.status_port)
+        router_port, router_grpc_port = _port(cfg.router_port), _port(cfg.router_grpc_port)
+        status_port = _port(cfg.status_port)
         self.router_url = f"http://127.0.0.1:{router_port}"
+        self.router_grpc = f"127.0.0.1:{router_grpc_port}"
         self.status_url = f"http://127.0.0.1:{status_port}"
         try:
             self._start_pools(env)
             self.procs["router"] = ServerProcess(
                 tierserve_command("router", "--db-url", cfg.db_url, "--cold-url", self.pool_url,
-                                  "--port", str(router_port),
+                                  "--cold-grpc", self.pool_grpc, "--port", str(router_port),
+                                  "--grpc-port", str(router_grpc_port),
                                   "--flush-interval", str(cfg.flush_interval),
                                   *(["--access-log"] if cfg.router_access_log else [])),
                 ready_url=f"{self.router_url}/healthz", log_path=self._log("router"), env=env)
@@ -132,10 +140,12 @@ class Stack:
         """One cold pool as before, or `shards` of them, each registering itself in the db."""
         cfg = self.config
         count = self.shards
-        base = cfg.pool_port
         for i in range(count):
-            port = base + i if base > 0 else free_port()
-            url = f"http://127.0.0.1:{port}"
+            # Shard i takes the i-th port pair after the first: REST and gRPC never collide
+            # with the defaults (8600/8601, then 8602/8603, ...).
+            port = cfg.pool_port + 2 * i if cfg.pool_port > 0 else free_port()
+            grpc_port = cfg.pool_grpc_port + 2 * i if cfg.pool_grpc_port > 0 else free_port()
+            url, grpc = f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}"
             name, cache = "pool", cfg.var_dir / "cache"
             shard: list[str] = []
             if count > 1:
@@ -143,11 +153,15 @@ class Stack:
                 # A shard's cache is its own (it holds other models), beside the single
                 # pool's, never inside it (a folder named cold-0 there would pass for a model).
                 cache = cfg.var_dir / f"cache-{name}"
-                shard = ["--shard-name", name, "--shard-url", url, "--db-url", cfg.db_url]
+                shard = ["--shard-name", name, "--shard-url", url, "--shard-grpc", grpc,
+                         "--db-url", cfg.db_url]
             self.pool_urls[name] = url
+            if i == 0:
+                self.pool_grpc = grpc
             self.procs[name] = ServerProcess(
                 tierserve_command("pool", "--store", self.policy.store,
                                   "--cache-dir", str(cache), "--port", str(port),
+                                  "--grpc-port", str(grpc_port),
                                   *pool_flags(self.policy),
                                   # The pool re-reads the policy's `labels:` when it changes.
                                   "--labels-file", str(Path(cfg.policy_path).resolve()),

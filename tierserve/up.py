@@ -45,13 +45,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                         "s3://bucket/prefix (default: VAR/models)")
     parser.add_argument("--var", type=Path, default=Path("var"),
                         help="folder for the db, cache, logs and state (default: ./var)")
-    parser.add_argument("--port", type=int, default=8500, help="router port (0: any free)")
-    parser.add_argument("--pool-port", type=int, default=8600, help="cold pool port")
+    parser.add_argument("--port", type=int, default=8501,
+                        help="router's TF Serving REST port (0: any free)")
+    parser.add_argument("--grpc-port", type=int, default=8500,
+                        help="router's TF Serving gRPC port (0: any free)")
+    parser.add_argument("--pool-port", type=int, default=8600, help="cold pool REST port")
+    parser.add_argument("--pool-grpc-port", type=int, default=8601, help="cold pool gRPC port")
     parser.add_argument("--status-port", type=int, default=9102,
                         help="orchestrator /status and /metrics port")
     parser.add_argument("--cold-shards", type=int, default=None,
-                        help="cold pools to start as shards of one cold tier, on consecutive "
-                             "ports from --pool-port (default: the policy's cold.shards, 1)")
+                        help="cold pools to start as shards of one cold tier; shard i serves on "
+                             "--pool-port + 2i and --pool-grpc-port + 2i (default: the "
+                             "policy's cold.shards, 1)")
     parser.add_argument("--runtime", choices=("process", "docker", "auto"), default="process",
                         help="where hot models run (default: local processes)")
 
@@ -92,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     policy = args.policy or ensure_default_policy(args.var, args.store)
     stack = Stack(StackConfig(policy_path=policy, var_dir=args.var, router_port=args.port,
-                              pool_port=args.pool_port, status_port=args.status_port,
+                              router_grpc_port=args.grpc_port, pool_port=args.pool_port,
+                              pool_grpc_port=args.pool_grpc_port, status_port=args.status_port,
                               runtime=args.runtime, router_access_log=True,
                               cold_shards=args.cold_shards))
     stop = threading.Event()
@@ -113,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"""
 tierserve is up (policy {policy}, logs in {args.var / 'logs'})
   router (TF Serving REST): {stack.router_url}/v1/models/<model>:predict
+  router (TF Serving gRPC): {stack.router_grpc}
   dashboard:                {stack.router_url}/ui
   admin API docs:           {stack.router_url}/docs
 {_pools_lines(stack)}

@@ -30,6 +30,7 @@ from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
 from base.names import check_model_name, check_version
 from base.tfs_rest import ModelPath
+from pools.cold import grpc_front
 from pools.cold.cache import Tier
 from pools.cold.poller import StorePoller
 from pools.cold.pool import ColdPool, describe
@@ -52,8 +53,11 @@ def parse_path(path: str, method: str) -> ModelPath:
     return tfs_rest.parse(method, path)
 
 
-def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
-    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`."""
+def create_app(pool: ColdPool, rest_url: str | Sequence[str],
+               grpc_port: int | None = None) -> FastAPI:
+    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`;
+    `grpc_port`: serve TF Serving's gRPC API there too (pools.cold.grpc_front; 0: any
+    free port, found in `app.state.grpc_port`)."""
     poller = StorePoller(pool)
     rest_urls = [rest_url] if isinstance(rest_url, str) else list(rest_url)
     state: dict[str, http1.Client] = {}
@@ -64,14 +68,21 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
                                                MAX_CONNECTIONS)
         await pool.start()
         poller.start()
+        grpc_server = None
+        if grpc_port is not None:
+            grpc_server, app.state.grpc_port = await grpc_front.start_server(
+                grpc_handler, pool.config.host, grpc_port)
         try:
             yield
         finally:
+            if grpc_server is not None:
+                await grpc_front.stop_server(grpc_server, grpc_handler)
             await poller.stop()
             await pool.stop()
             await state["http"].aclose()
 
     front = ColdFront(pool, rest_urls, lambda: state["http"])
+    grpc_handler = grpc_front.ColdGrpcFront(pool, FORWARD_TIMEOUT_S)
     app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan)
     app.state.pool = pool
     app.state.poller = poller

@@ -62,7 +62,8 @@ _FLAGS: list[tuple[str, str, type, str]] = [
      "under /v1/models/{m}/labels/{l}; the policy file will do; re-read when it changes "
      "(default: no labels)"),
     ("--host", "host", str, "address to serve on (default 127.0.0.1)"),
-    ("--port", "port", int, "port to serve on (default 8600)"),
+    ("--port", "port", int, "port to serve TF Serving's REST API on (default 8600)"),
+    ("--grpc-port", "grpc_port", int, "port to serve TF Serving's gRPC API on (default 8601)"),
 ]
 
 
@@ -143,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
         pool = ColdPool(config, open_store(config.store_uri),
                         [ModelServerClient(grpc) for grpc, _ in addresses])
         servers.append(uvicorn.Server(uvicorn.Config(
-            create_app(pool, [rest for _, rest in addresses]), host=config.host,
+            create_app(pool, [rest for _, rest in addresses], config.grpc_port), host=config.host,
             port=config.port, log_level="warning", lifespan="on")))
         if not died:
             servers[0].run()

@@ -63,6 +63,7 @@ class PoolConfig(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = 8600
+    grpc_port: int = 8601  # TF Serving's gRPC API (pools.cold.grpc_front)
 
     @field_validator("cache_dir")
     @classmethod

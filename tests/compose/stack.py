@@ -86,8 +86,9 @@ class Stack:
         self.log_dir = log_dir
         self.policy_file = policy_dir / "policy.yaml"
         self.prometheus: str | None = None  # the Prometheus image, when one could be made
-        self.ports = {key: free_port() for key in ("router", "pool", "s3", "console",
-                                                   "orchestrator", "prometheus", "grafana")}
+        self.ports = {key: free_port() for key in ("router", "router_grpc", "pool", "s3",
+                                                   "console", "orchestrator", "prometheus",
+                                                   "grafana")}
         # Only the variables below reach the compose file: one left by another test
         # (TIERSERVE_DB_URL, say) would otherwise configure the containers.
         inherited = {k: v for k, v in os.environ.items()
@@ -102,6 +103,7 @@ class Stack:
             "TIERSERVE_POLICY_DIR": str(policy_dir),
             "TIERSERVE_POOL_STORE_POLL": "2",
             "TIERSERVE_ROUTER_PORT": str(self.ports["router"]),
+            "TIERSERVE_ROUTER_GRPC_PORT": str(self.ports["router_grpc"]),
             "TIERSERVE_POOL_PORT": str(self.ports["pool"]),
             "TIERSERVE_S3_PORT": str(self.ports["s3"]),
             "TIERSERVE_MINIO_CONSOLE_PORT": str(self.ports["console"]),

@@ -137,6 +137,29 @@ def test_pinned_model_is_served_by_a_hot_container(router: httpx.Client,
     assert hot_container_facts(stack) == [["true", HOT, stack.network]]
 
 
+def test_grpc_through_the_router_cold_and_hot(router: httpx.Client, stack: st.Stack) -> None:
+    """TF Serving's gRPC API on the router's published gRPC port: a cold model through the
+    pool's gRPC front, the pinned one from its hot container, reached by name on the stack's
+    network at its gRPC port."""
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    wait_until_hot(router, stack, HOT)
+    with grpc.insecure_channel(f"127.0.0.1:{stack.ports['router_grpc']}") as channel:
+        stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+        for model, pool in (("cold-m", "cold"), (HOT, "hot")):
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model
+            request.inputs["x"].CopyFrom(tf.make_tensor_proto([2.0], dtype=tf.float32))
+            answer, call = stub.Predict.with_call(request, timeout=120)
+            versions = MODELS[model]
+            assert list(answer.outputs["y"].float_val) == toy_models.expected(
+                versions[max(versions)], 0.0, [2.0])
+            assert answer.model_spec.version.value == max(versions)
+            assert dict(call.trailing_metadata())["x-tierserve-pool"] == pool
+
+
 def test_traffic_mix_all_answered(router: httpx.Client) -> None:
     expected = {m: toy_models.expected(v[max(v)], 0.0, [1.0]) for m, v in MODELS.items()}
     names = list(MODELS)

@@ -89,3 +89,25 @@ def test_a_db_without_tables_is_unavailable(tmp_path: Path) -> None:
     engine = queries.make_engine(f"sqlite:///{tmp_path / 'empty.db'}", create=False)
     with pytest.raises(Unavailable, match="no such table"):
         queries.load_routing(engine)
+
+
+def test_a_hot_placement_keeps_its_grpc_address_for_its_own_endpoint(engine: Engine) -> None:
+    queries.set_placement(engine, "m", "hot", "http://127.0.0.1:1", grpc="127.0.0.1:2")
+    [p] = queries.list_placements(engine)
+    assert (p.endpoint, p.grpc_endpoint) == ("http://127.0.0.1:1", "127.0.0.1:2")
+    assert queries.load_routing(engine).placements["m"].grpc_endpoint == "127.0.0.1:2"
+    assert queries.mark_unhealthy(engine, "m", "http://127.0.0.1:1")
+    [p] = queries.list_placements(engine)
+    assert (p.healthy, p.grpc_endpoint) == (False, "127.0.0.1:2")
+    # A writer that knows no gRPC address (REST only) clears it: never a stale one.
+    queries.set_placement(engine, "m", "hot", "http://127.0.0.1:3")
+    [p] = queries.list_placements(engine)
+    assert p.grpc_endpoint is None
+    queries.set_placement(engine, "m", "hot", "http://127.0.0.1:3", grpc="127.0.0.1:4")
+    queries.remove_placement(engine, "m")
+    queries.set_placement(engine, "m", "hot", "http://127.0.0.1:3")
+    [p] = queries.list_placements(engine)
+    assert p.grpc_endpoint is None
+    queries.set_placement(engine, "m", "cold", None, grpc="127.0.0.1:4")
+    [p] = queries.list_placements(engine)
+    assert (p.pool, p.grpc_endpoint) == ("cold", None)

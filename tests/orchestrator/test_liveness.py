@@ -210,3 +210,16 @@ def test_one_per_model_keeps_one_of_each_valid_model_and_stops_the_rest(
         best = min(rivals, key=lambda i: (not i.running, i.policy_hash != spec_hash,
                                           i.hot_since, i.id))
         assert k is best
+
+
+def test_the_grpc_address_goes_with_the_route_and_an_old_route_gets_it() -> None:
+    a = replace(inst("a"), grpc="127.0.0.1:20001")
+    ready = assess([a], {a.id: True}, {}, Book(), RULES, NOW)
+    [effect] = ready.effects
+    assert isinstance(effect, RouteHot) and effect.grpc == "127.0.0.1:20001"
+    # Routed here by an orchestrator that stored no gRPC address: routed again, with it.
+    again = assess([a], {a.id: True}, {"a": Route(a.endpoint)}, ready.book, RULES, NOW + 1)
+    assert [e.grpc for e in again.effects if isinstance(e, RouteHot)] == ["127.0.0.1:20001"]
+    steady = assess([a], {a.id: True}, {"a": Route(a.endpoint, True, a.grpc)}, ready.book,
+                    RULES, NOW + 2)
+    assert steady.effects == []

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from db import queries
 from tierserve.toy_models import expected
 
 from .conftest import MODELS
@@ -106,8 +107,8 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     port = free_port()
     router = ServerProcess(
         tierserve_command("router", "--db-url", w.db_url, "--cold-url", cold_pool,
-                          "--port", str(port), "--flush-interval", "0.2",
-                          "--poll-interval", "0.2"),
+                          "--port", str(port), "--grpc-port", str(free_port()),
+                          "--flush-interval", "0.2", "--poll-interval", "0.2"),
         ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"router-{scope}.log")
     router.wait_ready(timeout=60)
     w.start_orchestrator()
@@ -131,6 +132,26 @@ def test_busy_model_is_promoted_with_no_failed_request(stack: tuple[World, str])
     assert traffic.failures == []
     assert traffic.pools["cold"] > 0 and traffic.pools["hot"] > 0
     assert len(w.instances("alpha")) == 1
+    # The placement carries the hot server's gRPC address, and TF Serving's gRPC API answers
+    # there (what the router's gRPC front forwards to).
+    [inst] = w.instances("alpha")
+    [placement] = [p for p in queries.list_placements(w.engine) if p.model == "alpha"]
+    assert placement.grpc_endpoint is not None and placement.grpc_endpoint == inst.grpc
+    assert _grpc_predict(placement.grpc_endpoint, "alpha", XS) == expected(MODELS["alpha"],
+                                                                          0.0, XS)
+
+
+def _grpc_predict(address: str, model: str, xs: list[float]) -> list[float]:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32))
+    with grpc.insecure_channel(address) as channel:
+        answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, 60)
+    return list(answer.outputs["y"].float_val)
 
 
 def test_killed_hot_instance_requests_keep_succeeding(stack: tuple[World, str]) -> None:

@@ -88,8 +88,8 @@ def hot_server(hot_server_proc: tuple[ServerProcess, str]) -> str:
 
 
 class RouterProcess:
-    def __init__(self, proc: ServerProcess, url: str, db_url: str) -> None:
-        self.proc, self.url, self.db_url = proc, url, db_url
+    def __init__(self, proc: ServerProcess, url: str, db_url: str, grpc: str = "") -> None:
+        self.proc, self.url, self.db_url, self.grpc = proc, url, db_url, grpc
 
     def admin(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30,
@@ -99,17 +99,18 @@ class RouterProcess:
 def start_router(log_dir: Path, db_path: Path | str, cold_url: str,
                  *extra: str) -> RouterProcess:
     """`db_path`: a SQLite file, or any SQLAlchemy URL."""
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     db_url = db_path if isinstance(db_path, str) and "://" in db_path else f"sqlite:///{db_path}"
     proc = ServerProcess(
         tierserve_command("router", "--db-url", db_url, "--cold-url", cold_url,
-                          "--port", str(port), "--flush-interval", "0.2",
+                          "--port", str(port), "--grpc-port", str(grpc_port),
+                          "--flush-interval", "0.2",
                           "--poll-interval", "0.2", *extra),
         ready_url=f"http://127.0.0.1:{port}/healthz",
         log_path=log_dir / f"router-{port}.log", cwd=str(REPO),
         env={"TIERSERVE_ADMIN_TOKEN": ADMIN_TOKEN})
     proc.wait_ready(timeout=60)
-    return RouterProcess(proc, f"http://127.0.0.1:{port}", db_url)
+    return RouterProcess(proc, f"http://127.0.0.1:{port}", db_url, f"127.0.0.1:{grpc_port}")
 
 
 @pytest.fixture(scope="module")

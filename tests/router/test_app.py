@@ -45,7 +45,8 @@ def engine(tmp_path: Path) -> Engine:
 @asynccontextmanager
 async def running(engine: Engine, client_host: str = "127.0.0.1",
                   **config: Any) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    app = create_app(RouterConfig(**{"flush_interval": 60.0, "poll_interval": 0.1, **config}),
+    app = create_app(RouterConfig(**{"flush_interval": 60.0, "poll_interval": 0.1,
+                                     "grpc_port": 0, **config}),
                      engine)
     transport = httpx.ASGITransport(app=app, client=(client_host, 40000))
     async with app.router.lifespan_context(app):

@@ -34,7 +34,8 @@ def metric(text: str, name: str) -> float:
 async def test_past_the_bound_answers_503_with_retry_after(slow_backend: str,
                                                           tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'router.db'}")
-    config = RouterConfig(cold_url=slow_backend, max_in_flight=2, flush_interval=60.0)
+    config = RouterConfig(cold_url=slow_backend, max_in_flight=2, flush_interval=60.0,
+                          grpc_port=0)
     app = create_app(config, engine)
     transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 40000))
     async with app.router.lifespan_context(app), httpx.AsyncClient(

@@ -22,7 +22,8 @@ def start_up(cwd: Path, *args: str, env: dict[str, str] | None = None
     """`tierserve up ARGS` on free ports; returns once its banner is out, with the lines so far
     (the user's cue: printed once every part answers)."""
     proc = subprocess.Popen(
-        tierserve_command("up", *args, "--pool-port", str(free_port()),
+        tierserve_command("up", *args, "--grpc-port", str(free_port()),
+                          "--pool-port", str(free_port()), "--pool-grpc-port", str(free_port()),
                           "--status-port", str(free_port())),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd, env=env)
     lines: list[str] = []
@@ -62,6 +63,10 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
             assert page.status_code == 200 and "<title>tierserve</title>" in page.text
             missing = client.post("/v1/models/nope:predict", json={"instances": [1.0]})
             assert missing.status_code == 404 and "error" in missing.json()
+        # TF Serving's gRPC API at the address the banner prints, with TF Serving's stubs.
+        [grpc_address] = [line.split()[-1] for line in lines if "(TF Serving gRPC)" in line]
+        assert _grpc_predict(grpc_address, "example-b", [1.0, 2.0]) == \
+            toy_models.expected(4.0, 0.0, [1.0, 2.0])
         children = descendants(proc.pid)
         assert len(children) >= 4  # pool, its model server, router, orchestrator
     finally:
@@ -80,6 +85,20 @@ def test_up_serves_and_stops_cleanly(tmp_path: Path, toy_template: Path) -> None
         time.sleep(0.2)
     assert not [pid for pid in children if alive(pid)]
     assert (var / "tierserve.db").exists() and (var / "policy.yaml").exists()
+
+
+def _grpc_predict(address: str, model: str, xs: list[float]) -> list[float]:
+    import grpc
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.inputs["x"].CopyFrom(tf.make_tensor_proto(xs, dtype=tf.float32))
+    with grpc.insecure_channel(address) as channel:
+        answer = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, 60)
+    assert answer.model_spec.name == model
+    return list(answer.outputs["y"].float_val)
 
 
 def test_pool_flags_pass_the_cold_model_servers_nice_only_when_set() -> None:

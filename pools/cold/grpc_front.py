@@ -1,0 +1,111 @@
+"""The cold pool's gRPC front: TF Serving's PredictionService and GetModelStatus for every
+model in the store, loaded on demand.
+
+The same path as the REST front (pools.cold.app.ColdFront): a request takes a Lease on the
+model version it means (a miss loads it: single flight, a bounded wait, shedding answered
+UNAVAILABLE with the reason), is forwarded as bytes to the gRPC port of the model server
+holding that version, and releases the lease. Only the ModelSpec is read (base.tfs_grpc);
+it is rewritten to pin the version the lease holds, so a "latest" request is answered by
+the version it was counted against even if a newer one lands meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import grpc
+from grpc import aio
+
+from base import tfs_grpc
+from base.errors import Internal, NotFound, TierserveError
+from base.forwarding import TRACE_HEADERS
+from base.grpc_forwarding import Channels, GrpcUnreachable
+from base.tfs_grpc import ModelSpec
+from pools.cold.pool import ColdPool
+
+log = logging.getLogger(__name__)
+Behavior = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
+FORWARD_TIMEOUT_S = 60.0
+RELOAD_REFUSED = ("HandleReloadConfigRequest is refused by the tierserve cold pool: it loads "
+                  "and evicts models itself, on demand")
+_FORWARDED = frozenset(name.lower() for name in TRACE_HEADERS)
+
+
+class ColdGrpcFront(grpc.GenericRpcHandler):
+    def __init__(self, pool: ColdPool, timeout: float = FORWARD_TIMEOUT_S) -> None:
+        self.pool = pool
+        self.timeout = timeout
+        self.channels = Channels()
+        self._handlers: dict[str, grpc.RpcMethodHandler] = {
+            method: grpc.unary_unary_rpc_method_handler(self._behavior(method, kind))
+            for method, kind in tfs_grpc.METHODS.items()}
+        self._handlers[tfs_grpc.RELOAD] = grpc.unary_unary_rpc_method_handler(self._reload)
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        return self._handlers.get(details.method)  # None: grpc answers UNIMPLEMENTED
+
+    def _behavior(self, method: str, kind: str) -> Behavior:
+        async def behavior(request: bytes, context: aio.ServicerContext) -> bytes:
+            try:
+                return await self.handle(method, kind, request, context)
+            except TierserveError as exc:
+                error = exc
+            except Exception as exc:  # a bug: still a gRPC status, and logged
+                log.exception("gRPC %s failed", method)
+                error = Internal(f"cold pool error: {exc!r}")
+            await context.abort(error.grpc_code, error.message)
+            raise AssertionError("unreachable: abort raises")
+        return behavior
+
+    async def _reload(self, request: bytes, context: aio.ServicerContext) -> bytes:
+        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, RELOAD_REFUSED)
+        raise AssertionError("unreachable: abort raises")
+
+    async def handle(self, method: str, kind: str, request: bytes,
+                     context: aio.ServicerContext) -> bytes:
+        multi = kind == "multi_inference"
+        spec = tfs_grpc.read_spec(request, multi)
+        if spec.label is not None:
+            # The store has no labels: only numbered versions exist here (as REST answers).
+            raise NotFound(f"Unrecognized servable version label: {spec.label}")
+        metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in _FORWARDED]
+        lease = await self.pool.acquire(spec.name, spec.version)
+        try:
+            model, version = lease.key
+            # Status without a version asks for every version, as the caller did.
+            pinned = None if kind == "status" and spec.version is None else version
+            if (model, pinned) != (spec.name, spec.version):
+                request = tfs_grpc.write_spec(request, ModelSpec(model, pinned), multi)
+            target = self.pool.servers.backends[lease.server].client.address
+            try:
+                answer = await self.channels.forward(target, method, request, metadata,
+                                                     self.timeout)
+            except GrpcUnreachable:  # once more: the channel reconnects by itself
+                answer = await self.channels.forward(target, method, request, metadata,
+                                                     self.timeout)
+        finally:
+            self.pool.release(lease)
+        context.set_trailing_metadata((("x-tierserve-pool", "cold"),
+                                       ("x-tierserve-cache", "hit" if lease.hit else "miss"),
+                                       ("x-tierserve-model-version", str(version))))
+        return answer
+
+
+async def start_server(front: ColdGrpcFront, host: str, port: int) -> tuple[aio.Server, int]:
+    """The started gRPC server on host:port (0: any free port) and its bound port."""
+    options = [("grpc.max_receive_message_length", 256 << 20),
+               ("grpc.max_send_message_length", 256 << 20),
+               ("grpc.so_reuseport", 0)]  # a second pool on the port fails, not shares it
+    server = aio.server(options=options)
+    server.add_generic_rpc_handlers((front,))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind gRPC to {host}:{port}")
+    await server.start()
+    return server, bound
+
+
+async def stop_server(server: aio.Server, front: ColdGrpcFront, grace: float = 5.0) -> None:
+    await server.stop(grace)
+    await front.channels.close()
