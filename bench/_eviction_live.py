@@ -53,6 +53,7 @@ def drive(store: Path, work: Path, trace: Trace, policy: str, slots: int, n_mode
     cache = work / f"cache-{trace.name.replace('/', '-')}-{policy}"
     command = tierserve_command(
         "pool", "--store", str(store), "--cache-dir", str(cache), "--port", str(port),
+        "--grpc-port", str(free_port()),
         "--memory-models", str(slots), "--disk-models", str(n_models),
         "--eviction-policy", policy, "--store-poll", "3600", "--log-level", "warning",
     )  # fmt: skip

@@ -102,6 +102,7 @@ def start_all(names: list[str], work: Path, store: Path, slots: int, rate: float
                 proc = ServerProcess(
                     tierserve_command("pool", "--store", str(store.resolve()),
                                       "--cache-dir", str(var / "cache"), "--port", str(port),
+                                      "--grpc-port", str(free_port()),
                                       "--log-level", "warning",
                                       *pool_flags(load_policy(policy).policy)),
                     ready_url=f"http://127.0.0.1:{port}/healthz", log_path=var / "pool.log",
@@ -111,7 +112,8 @@ def start_all(names: list[str], work: Path, store: Path, slots: int, rate: float
             elif name == "c":
                 policy = write_policy(var / "policy.yaml", store, slots, rate, None)
                 stack = Stack(StackConfig(policy_path=policy, var_dir=var, router_port=0,
-                                          pool_port=0, status_port=0, scope=f"bench-{name}",
+                                          router_grpc_port=0, pool_port=0, pool_grpc_port=0,
+                                          status_port=0, scope=f"bench-{name}",
                                           flush_interval=0.5, extra_env=ENV))
                 stack.start(timeout=timeout)
                 running[name] = Running(name, stack.router_url,

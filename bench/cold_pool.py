@@ -251,6 +251,7 @@ def main() -> None:
         pool = ServerProcess(
             tierserve_command("pool", "--store", "s3://bench/models",
                               "--cache-dir", str(work / "cache"), "--port", str(port),
+                              "--grpc-port", str(free_port()),
                               "--memory-models", str(args.memory_models),
                               "--disk-models", str(args.disk_models),
                               "--max-parallel-loads", str(args.max_parallel_loads),

@@ -100,6 +100,7 @@ class Setup:
                 self.procs.append(ServerProcess(
                     tierserve_command("pool", "--store", str(store), "--cache-dir",
                                       str(self.work / f"cache-{name}"), "--port", str(port),
+                                      "--grpc-port", str(free_port()),
                                       "--memory-models", str(per_pool),
                                       "--model-servers", str(servers),
                                       "--eviction-policy", policy, "--load-wait", "60",
@@ -113,6 +114,7 @@ class Setup:
             router = ServerProcess(
                 tierserve_command("router", "--db-url", self.db_url, "--cold-url",
                                   self.pool_urls[0], "--port", str(port),
+                                  "--grpc-port", str(free_port()),
                                   "--poll-interval", "0.5"),
                 f"{self.url}/healthz", log_path=self.work / "router.log")
             self.procs.append(router.wait_ready(timeout=60))

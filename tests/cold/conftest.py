@@ -55,7 +55,8 @@ def s3_env(endpoint: str) -> dict[str, str]:
 def start_pool(log_dir: Path, cache_dir: Path, store: str, endpoint: str,
                **flags: object) -> Pool:
     port = free_port()
-    args = ["pool", "--store", store, "--cache-dir", str(cache_dir), "--port", str(port)]
+    args = ["pool", "--store", store, "--cache-dir", str(cache_dir), "--port", str(port),
+            "--grpc-port", str(free_port())]
     for name, value in flags.items():
         args += [f"--{name.replace('_', '-')}", str(value)]
     proc = ServerProcess(tierserve_command(*args), f"http://127.0.0.1:{port}/healthz",

@@ -30,6 +30,7 @@ class LivePool:
         port = free_port()
         command = tierserve_command(
             "pool", "--store", str(store), "--cache-dir", str(cache), "--port", str(port),
+            "--grpc-port", str(free_port()),
             "--memory-models", "2", "--disk-models", "10", "--eviction-policy", policy,
             "--store-poll", "3600",
         )  # fmt: skip

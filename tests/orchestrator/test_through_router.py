@@ -79,6 +79,7 @@ def cold_pool(tmp_path_factory: pytest.TempPathFactory, toy_store: Path,
     proc = ServerProcess(
         tierserve_command("pool", "--store", str(toy_store), "--cache-dir",
                           str(tmp_path_factory.mktemp("cold-cache")), "--port", str(port),
+                          "--grpc-port", str(free_port()),
                           "--load-wait", "60"),
         ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"cold-{port}.log")
     proc.wait_ready(timeout=120)

@@ -81,7 +81,8 @@ def start_shard(name: str, store: Path, cache: Path, db_url: str, log_dir: Path,
     url = f"http://127.0.0.1:{port}"
     proc = ServerProcess(
         tierserve_command("pool", "--store", str(store), "--cache-dir", str(cache),
-                          "--port", str(port), "--model-servers", "1", "--load-wait", "60",
+                          "--port", str(port), "--grpc-port", str(free_port()),
+                          "--model-servers", "1", "--load-wait", "60",
                           "--shard-name", name, "--db-url", db_url,
                           "--heartbeat-interval", "0.5"),
         ready_url=f"{url}/healthz", log_path=log_dir / f"shard-{name}-{port}.log")
