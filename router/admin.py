@@ -75,7 +75,8 @@ def stats_json(s: Stats) -> dict[str, Any]:
     ms = {f"{k}_ms": (None if v is None else round(v * 1000, 3))
           for k, v in (("mean", s.mean_s), ("p50", s.p50_s), ("p95", s.p95_s), ("p99", s.p99_s))}
     return {"model": s.model, "variant": s.variant, "shadow": s.shadow, "count": s.count,
-            "errors": s.errors, "error_rate": round(s.error_rate, 6),
+            "errors": s.errors, "errors_4xx": s.errors_4xx, "errors_5xx": s.errors_5xx,
+            "error_rate": round(s.error_rate, 6),
             "rate_per_s": round(s.rate, 6), **ms}
 
 
