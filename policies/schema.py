@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from base import durations
 from base.names import is_valid_model_name
-from policies import durations
 from policies.experiments import ExperimentSpec
 
 _SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+)\s*([kmgt]?)(i?b?)\s*$", re.IGNORECASE)

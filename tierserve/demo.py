@@ -23,6 +23,7 @@ from typing import Any
 
 import httpx
 
+from base.durations import duration_arg
 from tierserve.demo_events import moves
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
 from tierserve.demo_view import ms, plain_line, render
@@ -60,7 +61,8 @@ def demo_policy(store: Path, rate: float, slots: int = 30, hot_models: int = 3,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=int, default=200, help="how many tiny models")
-    parser.add_argument("--duration", type=float, default=150.0, help="seconds of traffic")
+    parser.add_argument("--duration", type=duration_arg, default=150.0,
+                        help="how long traffic runs: seconds or e.g. 90s, 2m30s, 1h30m")
     parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
     parser.add_argument("--var", type=Path, default=Path("var/demo"),
                         help="folder for models, db, cache and logs")

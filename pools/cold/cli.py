@@ -5,18 +5,25 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from base.durations import duration_arg, duration_help
 from pools.cold.config import PoolConfig
 
 if TYPE_CHECKING:
     from pools.cold.modelserver_proc import ModelServerChild
 
+def _default(field: str) -> float:
+    # The help says the default the settings really use, from the one place it is set.
+    return float(PoolConfig.model_fields[field].default)
+
+
 # flag -> PoolConfig field; a flag left out falls back to TIERSERVE_POOL_<FIELD>, then defaults.
-_FLAGS: list[tuple[str, str, type, str]] = [
+_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--store", "store_uri", str,
      "model store URI: s3://bucket/prefix or a local folder (required)"),
     ("--cache-dir", "cache_dir", Path, "local disk cache folder (required)"),
@@ -27,12 +34,12 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--disk-models", "disk_models", int,
      "most model versions in the disk cache (default 200)"),
     ("--disk-bytes", "disk_bytes", int, "most bytes in the disk cache (default: no limit)"),
-    ("--load-wait", "load_wait_s", float,
-     "seconds a request waits for a load, then 503 (default 30)"),
-    ("--failure-ttl", "failure_ttl_s", float,
-     "seconds a failed load is answered at once (default 60)"),
-    ("--store-poll", "store_poll_s", float,
-     "seconds between store listings, live reload (default 30)"),
+    ("--load-wait", "load_wait_s", duration_arg,
+     duration_help("how long a request waits for a load, then 503", _default("load_wait_s"))),
+    ("--failure-ttl", "failure_ttl_s", duration_arg,
+     duration_help("how long a failed load is answered at once", _default("failure_ttl_s"))),
+    ("--store-poll", "store_poll_s", duration_arg,
+     duration_help("time between store listings, live reload", _default("store_poll_s"))),
     ("--max-parallel-loads", "max_parallel_loads", int, "downloads+loads at once (default 4)"),
     ("--max-queued-per-model", "max_queued_per_model", int,
      "requests waiting for one model's load; past it, 503 at once (default 256)"),
@@ -46,9 +53,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
      "(default 5)"),
     ("--model-server-tf-threads", "model_server_tf_threads", int,
      "TensorFlow intra-op threads per model server (default: CPUs / model servers)"),
-    ("--model-server-gc-interval", "model_server_gc_interval_s", float,
-     "seconds between the model servers' collections of unloaded models' memory "
-     "(default: the model server's, 10 s)"),
+    ("--model-server-gc-interval", "model_server_gc_interval_s", duration_arg,
+     duration_help("time between the model servers' collections of unloaded models' memory",
+                   "the model server's, 10s")),
     ("--eviction-policy", "eviction_policy", str,
      "eviction policy name in pools.eviction (default: its recommended one)"),
     ("--model-server-grpc", "model_server_grpc", str,
