@@ -69,7 +69,11 @@ def _overview_from_db(state: Any, now: float, query: str, page: int,
 
 async def _cold_cache(state: Any) -> dict[str, Any]:
     try:
-        response = await state.http().get(f"{state.config.cold_url}/admin/models", timeout=2.0)
+        # The cold pool's /admin follows the same rule as ours: send our token along.
+        token = state.config.admin_token
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await state.http().get(f"{state.config.cold_url}/admin/models",
+                                          headers=headers, timeout=2.0)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body

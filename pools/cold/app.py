@@ -20,11 +20,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from base import forwarding, http1, tfs_rest
+from base.admin_auth import guard_prefix
 from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
 from base.names import check_version
@@ -55,8 +56,11 @@ def parse_path(path: str, method: str) -> ModelPath:
     return call
 
 
-def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
-    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`."""
+def create_app(pool: ColdPool, rest_url: str | Sequence[str],
+               admin_token: str | None = None) -> FastAPI:
+    """`rest_url`: the REST URL of each model server, in the order of `pool.servers`.
+    `admin_token`: what /admin requires (base.admin_auth: the router's rule); None or ''
+    lets in loopback clients only."""
     poller = StorePoller(pool)
     rest_urls = [rest_url] if isinstance(rest_url, str) else list(rest_url)
     state: dict[str, http1.Client] = {}
@@ -75,7 +79,11 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str]) -> FastAPI:
             await state["http"].aclose()
 
     front = ColdFront(pool, rest_urls, lambda: state["http"])
-    app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan)
+    # /admin can unload models and delete their files: behind the admin rule, every route
+    # under it (those added later too).
+    admin_only = guard_prefix(admin_token, "/admin", "cold pool admin API")
+    app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan,
+                      dependencies=[Depends(admin_only)])
     app.state.pool = pool
     app.state.poller = poller
     install_error_handlers(app)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from base.admin_auth import TOKEN_ENV
 from base.durations import duration_arg, duration_help
 from pools.cold.config import PoolConfig
 
@@ -72,7 +74,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
     parser.add_argument("--log-level", default="info", help="logging level")
     parser.epilog = ("A flag left out is read from env TIERSERVE_POOL_<FIELD>, "
-                     "e.g. TIERSERVE_POOL_CACHE_DIR.")
+                     "e.g. TIERSERVE_POOL_CACHE_DIR.\n"
+                     f"/admin needs `Authorization: Bearer <token>` when env {TOKEN_ENV} is "
+                     "set, and answers loopback clients only when it is not.")
 
 
 def config_from_args(args: argparse.Namespace) -> PoolConfig:
@@ -143,8 +147,10 @@ def run(args: argparse.Namespace) -> int:
 
         pool = ColdPool(config, open_store(config.store_uri),
                         [ModelServerClient(grpc) for grpc, _ in addresses])
+        app = create_app(pool, [rest for _, rest in addresses],
+                         admin_token=os.environ.get(TOKEN_ENV) or None)
         servers.append(uvicorn.Server(uvicorn.Config(
-            create_app(pool, [rest for _, rest in addresses]), host=config.host,
+            app, host=config.host,
             port=config.port, log_level="warning", lifespan="on")))
         if not died:
             servers[0].run()
