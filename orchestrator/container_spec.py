@@ -26,6 +26,10 @@ OWNER = "tierserve"
 # container's interface for the published port to reach it.
 TIERSERVE_HOST = "0.0.0.0"
 TF_SERVING_MODELS = "/models"
+# The official image serves Prometheus metrics only when a monitoring config says so; the
+# runtime writes this text on the host and mounts it here (read-only).
+MONITORING_CONFIG = "/etc/tierserve/monitoring.config"
+MONITORING_TEXT = 'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
 
 
 @dataclass(frozen=True)
@@ -36,10 +40,14 @@ class ModelMount:
     volumes: dict[str, str]  # host path -> path inside, read-only
 
     @classmethod
-    def synced(cls, model: str, local: Path) -> ModelMount:
-        """A copy on the host (for the official image, which cannot read s3://)."""
+    def synced(cls, model: str, local: Path, monitoring: Path | None = None) -> ModelMount:
+        """A copy on the host (for the official image, which cannot read s3://), and the
+        monitoring config file (MONITORING_TEXT) written on the host, if any."""
         inside = f"{TF_SERVING_MODELS}/{model}"
-        return cls(inside, {str(local): inside})
+        volumes = {str(local): inside}
+        if monitoring is not None:
+            volumes[str(monitoring)] = MONITORING_CONFIG
+        return cls(inside, volumes)
 
     @classmethod
     def local_store(cls, model: str, root: Path) -> ModelMount:
@@ -58,13 +66,16 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
     for host, inside in mount.volumes.items():
         volumes.setdefault(host, {"bind": inside, "mode": "ro"})
     official = settings.kind == "tensorflow-serving"
-    program = settings.command or (["tensorflow_model_server"] if official
-                                   else ["tierserve", "model-server"])
+    # The official image's entrypoint already runs tensorflow_model_server with the
+    # command's items as its flags: naming the program again would pass it as an argument.
+    program = settings.command or ([] if official else ["tierserve", "model-server"])
+    monitoring = ([f"--monitoring_config_file={MONITORING_CONFIG}"]
+                  if MONITORING_CONFIG in mount.volumes.values() else [])
     intra, inter = granted_threads(settings)
     command = [*program, *model_server_args(
         port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
         model_base_path=mount.base_path, host=None if official else TIERSERVE_HOST,
-        intra_op_threads=intra, inter_op_threads=inter, extra=settings.args)]
+        intra_op_threads=intra, inter_op_threads=inter, extra=[*monitoring, *settings.args])]
     run: dict[str, Any] = {
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
         "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,

@@ -29,6 +29,7 @@ from orchestrator.container_spec import (
     LABEL_OWNER,
     LABEL_SCOPE,
     LABEL_SINCE,
+    MONITORING_TEXT,
     OWNER,
     ModelMount,
     container_name,
@@ -121,7 +122,10 @@ class DockerRuntime(Runtime):
             store = open_store(spec.store)
             dest = self.state_dir / "models" / spec.model
             store.download(spec.model, store.latest_version(spec.model), dest)
-            return ModelMount.synced(spec.model, dest.resolve())
+            monitoring = self.state_dir / "tf-serving-monitoring.config"
+            if not monitoring.is_file() or monitoring.read_text() != MONITORING_TEXT:
+                monitoring.write_text(MONITORING_TEXT)  # so Prometheus finds its metrics
+            return ModelMount.synced(spec.model, dest.resolve(), monitoring.resolve())
         if "://" in spec.store:
             return ModelMount(open_store(spec.store).model_uri(spec.model), {})
         return ModelMount.local_store(spec.model, Path(spec.store).resolve())
