@@ -8,6 +8,7 @@ TensorFlow thread pools sized to the granted CPUs; all capabilities dropped, no 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,8 @@ OWNER = "tierserve"
 # container's interface for the published port to reach it.
 TIERSERVE_HOST = "0.0.0.0"
 TF_SERVING_MODELS = "/models"
+STORE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+             "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL")
 # The official image serves Prometheus metrics only when a monitoring config says so; the
 # runtime writes this text on the host and mounts it here (read-only).
 MONITORING_CONFIG = "/etc/tierserve/monitoring.config"
@@ -59,8 +62,16 @@ def container_name(scope: str, model: str) -> str:
     return f"tierserve-{scope}-{model}"
 
 
+def store_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The store settings and credentials a hot container gets from the orchestrator's own
+    environment (it reads the same store), so they are written in one place."""
+    return {name: environ[name] for name in STORE_ENV if environ.get(name)}
+
+
 def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
-                   network: str | None = None) -> dict[str, Any]:
+                   network: str | None = None, inherited_env: Mapping[str, str] | None = None
+                   ) -> dict[str, Any]:
+    """`inherited_env` (`store_env`) comes first: the policy's `env` overrides it."""
     settings = spec.container
     volumes = {host: {"bind": inside, "mode": "ro"} for host, inside in settings.volumes.items()}
     for host, inside in mount.volumes.items():
@@ -80,7 +91,8 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
         "labels": {LABEL_OWNER: OWNER, LABEL_SCOPE: scope, LABEL_MODEL: spec.model,
                    LABEL_HASH: spec.policy_hash, LABEL_SINCE: repr(spec.hot_since)},
-        "environment": {"HOME": "/tmp", **settings.env}, "volumes": volumes,
+        "environment": {"HOME": "/tmp", **(inherited_env or {}), **settings.env},
+        "volumes": volumes,
         "tmpfs": {"/tmp": "rw,size=256m"},
         "ports": {f"{REST_PORT}/tcp": ("127.0.0.1", None), f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},
         "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "privileged": False,

@@ -34,6 +34,7 @@ from orchestrator.container_spec import (
     ModelMount,
     container_name,
     container_spec,
+    store_env,
 )
 from orchestrator.runtime import REST_PORT, Instance, InstanceSpec, Runtime
 from pools.store import open_store
@@ -161,7 +162,8 @@ class DockerRuntime(Runtime):
             raise Internal(f"sync {spec.model} from {spec.store}: {exc}") from exc
 
     def start(self, spec: InstanceSpec) -> Instance:
-        run = container_spec(spec, self._prepared_mount(spec), self.scope, self.network)
+        run = container_spec(spec, self._prepared_mount(spec), self.scope, self.network,
+                             store_env(os.environ))
         try:
             container = self.client.containers.run(detach=True, **run)
             container.reload()  # the published host ports are known only after start

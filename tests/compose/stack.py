@@ -22,6 +22,11 @@ S3_USER, S3_SECRET = "tierserve", "tierserve-secret"
 BUCKET = "tierserve-models"
 
 
+def docker_gid(socket: Path = Path("/var/run/docker.sock")) -> int:
+    """The group that may use the engine's socket (the host's `docker` group)."""
+    return socket.stat().st_gid if socket.exists() else 0
+
+
 def compose_binary() -> str | None:
     return shutil.which("docker-compose")
 
@@ -108,6 +113,10 @@ class Stack:
             "TIERSERVE_ORCHESTRATOR_PORT": str(self.ports["orchestrator"]),
             "TIERSERVE_PROMETHEUS_PORT": str(self.ports["prometheus"]),
             "TIERSERVE_GRAFANA_PORT": str(self.ports["grafana"]),
+            # No PostgreSQL image here (see docker-compose.test.yml): a shared SQLite file.
+            "TIERSERVE_DB_URL": "sqlite:////data/db/tierserve.db",
+            # The orchestrator runs unprivileged, in the Docker socket's group.
+            "DOCKER_GID": str(docker_gid()),
         }
 
     def url(self, service: str) -> str:

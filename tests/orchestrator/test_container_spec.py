@@ -9,6 +9,7 @@ from orchestrator.container_spec import (
     MONITORING_TEXT,
     ModelMount,
     container_spec,
+    store_env,
 )
 from orchestrator.runtime import InstanceSpec
 from policies.schema import ContainerSettings
@@ -83,3 +84,17 @@ def test_official_images_own_program_is_kept_when_named_and_config_is_tf_serving
     # What the runtime writes is a MonitoringConfig TF Serving (and our server) accepts.
     settings = monitoring.parse_text(MONITORING_TEXT)
     assert settings.enabled and settings.path == "/monitoring/prometheus/metrics"
+
+
+def test_hot_containers_get_the_orchestrators_store_credentials_unless_the_policy_sets_them(
+        ) -> None:
+    inherited = store_env({"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+                           "AWS_ENDPOINT_URL": "http://minio:9000", "AWS_REGION": "",
+                           "PGPASSWORD": "never", "TIERSERVE_ADMIN_TOKEN": "never"})
+    assert inherited == {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
+                         "AWS_ENDPOINT_URL": "http://minio:9000"}
+    run = container_spec(spec(env={"AWS_ENDPOINT_URL": "http://s3.other:9000"}),
+                         ModelMount("s3://bucket/models/m", {}), "sc", None, inherited)
+    assert run["environment"] == {"HOME": "/tmp", "AWS_ACCESS_KEY_ID": "k",
+                                  "AWS_SECRET_ACCESS_KEY": "s",
+                                  "AWS_ENDPOINT_URL": "http://s3.other:9000"}
