@@ -23,6 +23,11 @@ def create(a: float, name: str, delay: float) -> FastAPI:
         return {"model_version_status": [{"version": "1", "state": "AVAILABLE",
                                           "status": {"error_code": "OK", "error_message": ""}}]}
 
+    @app.get("/admin/models")
+    async def cache_listing(request: Request) -> dict[str, object]:
+        # The cold pool's cache listing, as the dashboard reads it; echoes the credentials.
+        return {"models": [], "authorization": request.headers.get("authorization")}
+
     @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
     async def any_call(request: Request, path: str) -> Response:
         if delay:
