@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,12 +14,10 @@ import pytest
 from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
-from sqlalchemy import text
 
-from base.procs import free_port
 from db import queries
 from db.queries import CountDelta, make_engine
-from tests.router.conftest import ADMIN_TOKEN, RouterProcess, start_router
+from tests.router.conftest import ADMIN_TOKEN, RouterProcess, error_rows, send_mixed_statuses
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None
                                 or shutil.which("chromedriver") is None,
@@ -152,57 +149,15 @@ def test_overview_requires_admin(router_proc: RouterProcess) -> None:
     assert "error" in answer.json()
 
 
-@pytest.fixture(scope="module")
-def router_without_cold(tmp_path_factory: pytest.TempPathFactory, log_dir: Path
-                        ) -> Iterator[RouterProcess]:
-    """A router whose cold pool address has nothing listening: cold requests get 503."""
-    db_path = tmp_path_factory.mktemp("router-nocold") / "tierserve.db"
-    router = start_router(log_dir, db_path, f"http://127.0.0.1:{free_port()}")
-    try:
-        yield router
-    finally:
-        router.proc.stop()
-
-
 def test_errors_split_into_4xx_and_5xx_and_pins_show_their_source(
         router_without_cold: RouterProcess, hot_server: str, browser: Any) -> None:
-    """Real answers: 200 from a hot model server, 404 from it for a model it does not
-    hold, 503 from the router when the cold pool cannot be reached."""
+    """The split drawn: per model and overall (tests/router/test_real.py checks the db rows
+    and the data behind it), and who pins each model."""
     router = router_without_cold
-    admin = router.admin()
-    for model in ("hotm", "ghost"):
-        admin.put(f"/admin/placements/{model}", json={"pool": "hot", "endpoint": hot_server}
-                  ).raise_for_status()
-    admin.post("/admin/models/hotm/pin").raise_for_status()
+    expected = send_mixed_statuses(router, hot_server)
     engine = make_engine(router.db_url)
-    queries.set_policy_pins(engine, ["hotm", "coldm"])
-    with httpx.Client(base_url=router.url, timeout=30) as client:
-        for model, status, times in (("hotm", 200, 3), ("ghost", 404, 2), ("coldm", 503, 1)):
-            for _ in range(times):
-                answer = client.post(f"/v1/models/{model}:predict", json={"instances": [1.0]})
-                assert answer.status_code == status and (status == 200 or "error" in answer.json())
-
-    def rows() -> dict[str, tuple[int, int, int, int]]:
-        with engine.connect() as conn:
-            return {r[0]: tuple(r[1:]) for r in conn.execute(text(
-                "SELECT model, sum(count), sum(errors), sum(errors_4xx), sum(errors_5xx) "
-                "FROM request_counts_recent GROUP BY model"))}
-
-    expected = {"hotm": (3, 0, 0, 0), "ghost": (2, 2, 2, 0), "coldm": (1, 1, 0, 1)}
-    assert _wait_for(lambda: rows() == expected or None)
+    assert _wait_for(lambda: error_rows(engine) == expected or None)
     engine.dispose()
-
-    overview = admin.get("/ui/api/overview").json()
-    by_model = {m["model"]: m for m in overview["models"]}
-    assert {m: (by_model[m]["stats"]["errors_4xx"], by_model[m]["stats"]["errors_5xx"])
-            for m in expected} == {"hotm": (0, 0), "ghost": (2, 0), "coldm": (0, 1)}
-    assert (overview["totals"]["all"]["errors_4xx"], overview["totals"]["all"]["errors_5xx"]) \
-        == (2, 1)
-    assert (overview["totals"]["hot"]["errors_4xx"], overview["totals"]["cold"]["errors_5xx"]) \
-        == (2, 1)
-    assert {m: by_model[m]["pinned_by"] for m in expected} == {
-        "hotm": ["policy", "admin"], "ghost": [], "coldm": ["policy"]}
-
     _open_with_token(browser, router)
 
     def drawn() -> dict[str, Any] | None:
