@@ -24,6 +24,11 @@ TOKEN_ENV = "TIERSERVE_ADMIN_TOKEN"
 bearer = HTTPBearer(auto_error=False, description=TOKEN_ENV)
 
 
+def bearer_headers(token: str | None) -> dict[str, str]:
+    """What a client of an admin API sends: the token, when there is one."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def is_loopback(host: str | None) -> bool:
     try:
         return host is not None and ipaddress.ip_address(host).is_loopback

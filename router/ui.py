@@ -19,6 +19,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from base.admin_auth import bearer_headers
 from db import queries
 from router.admin import State, require_admin, stats_json
 from router.overview import page_of, pool_totals
@@ -70,10 +71,9 @@ def _overview_from_db(state: Any, now: float, query: str, page: int,
 async def _cold_cache(state: Any) -> dict[str, Any]:
     try:
         # The cold pool's /admin follows the same rule as ours: send our token along.
-        token = state.config.admin_token
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await state.http().get(f"{state.config.cold_url}/admin/models",
-                                          headers=headers, timeout=2.0)
+                                          headers=bearer_headers(state.config.admin_token),
+                                          timeout=2.0)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
