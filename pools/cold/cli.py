@@ -19,6 +19,7 @@ from pools.cold.config import PoolConfig
 if TYPE_CHECKING:
     from pools.cold.modelserver_proc import ModelServerChild
 
+
 def _default(field: str) -> float:
     # The help says the default the settings really use, from the one place it is set.
     return float(PoolConfig.model_fields[field].default)
