@@ -6,6 +6,7 @@ never collides with another run or a real deployment on the same engine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,11 @@ COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"
 TEST_OVERRIDE = Path(__file__).with_name("docker-compose.test.yml")
 S3_USER, S3_SECRET = "tierserve", "tierserve-secret"
 BUCKET = "tierserve-models"
+
+
+def checkout_image_tag() -> str:
+    """`tierserve:test-<8 hex>`, named after this checkout's folder."""
+    return f"tierserve:test-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}"
 
 
 def docker_gid(socket: Path = Path("/var/run/docker.sock")) -> int:

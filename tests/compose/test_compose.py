@@ -25,7 +25,8 @@ from tierserve import toy_models
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-IMAGE = "tierserve:test"
+# One tag per checkout: runs from two worktrees on one engine never swap each other's image.
+IMAGE = st.checkout_image_tag()
 MODELS = {"cold-m": {1: 2.0}, "hot-m": {1: 3.0, 2: 5.0}, "other": {4: -1.5}}
 HOT = "hot-m"
 WAIT_S = 240.0
