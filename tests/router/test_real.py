@@ -220,24 +220,6 @@ def test_a_second_router_follows_db_changes(router_proc: RouterProcess, log_dir:
         other.proc.stop()
 
 
-def test_hot_endpoint_killed_requests_go_cold(router_proc: RouterProcess, hot_server: str,
-                                              request: pytest.FixtureRequest) -> None:
-    """Runs last in this module: it kills the hot model server."""
-    with router_proc.admin() as admin:
-        admin.put("/admin/placements/hotm", json={"pool": "hot", "endpoint": hot_server})
-    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
-        assert predict(client, "hotm", [1.0]).headers["x-tierserve-pool"] == "hot"
-        request.getfixturevalue("hot_server_proc")[0].kill()
-        for i in range(10):
-            r = predict(client, "hotm", [float(i)])
-            assert (r.status_code, r.json()) == (200, {"predictions": [2.0 * i]})
-            assert r.headers["x-tierserve-pool"] == "cold"
-    engine = make_engine(router_proc.db_url)
-    [placement] = [p for p in queries.list_placements(engine) if p.model == "hotm"]
-    assert placement.healthy is False
-    assert queries.list_events(engine, model="hotm")[0].action == "unhealthy"
-
-
 def test_errors_are_counted_as_4xx_and_5xx(router_without_cold: RouterProcess,
                                             hot_server: str) -> None:
     """200, 404 (the hot model server has no such model) and 503 (no cold pool): the db rows
@@ -262,3 +244,21 @@ def test_errors_are_counted_as_4xx_and_5xx(router_without_cold: RouterProcess,
         "hotm": ["policy", "admin"], "ghost": [], "coldm": ["policy"]}
     split = {s["model"]: (s["errors"], s["errors_4xx"], s["errors_5xx"]) for s in stats["models"]}
     assert split["coldm"] == (1, 0, 1) and split["ghost"] == (2, 2, 0)
+
+
+def test_hot_endpoint_killed_requests_go_cold(router_proc: RouterProcess, hot_server: str,
+                                              request: pytest.FixtureRequest) -> None:
+    """Runs last in this module: it kills the hot model server."""
+    with router_proc.admin() as admin:
+        admin.put("/admin/placements/hotm", json={"pool": "hot", "endpoint": hot_server})
+    with httpx.Client(base_url=router_proc.url, timeout=30) as client:
+        assert predict(client, "hotm", [1.0]).headers["x-tierserve-pool"] == "hot"
+        request.getfixturevalue("hot_server_proc")[0].kill()
+        for i in range(10):
+            r = predict(client, "hotm", [float(i)])
+            assert (r.status_code, r.json()) == (200, {"predictions": [2.0 * i]})
+            assert r.headers["x-tierserve-pool"] == "cold"
+    engine = make_engine(router_proc.db_url)
+    [placement] = [p for p in queries.list_placements(engine) if p.model == "hotm"]
+    assert placement.healthy is False
+    assert queries.list_events(engine, model="hotm")[0].action == "unhealthy"
