@@ -59,7 +59,9 @@ class CountDelta:
     variant: str = ""
     shadow: bool = False
     count: int = 0
-    errors: int = 0
+    errors: int = 0  # every answer >= 400, the two below included
+    errors_4xx: int = 0
+    errors_5xx: int = 0
     latency_sum: float = 0.0
     hist: list[int] = field(default_factory=histogram.empty)
     bucket: int | None = None
@@ -79,10 +81,15 @@ class CountDelta:
         bucket = -1 if self.bucket is None else self.bucket
         return (self.model, self.experiment, self.variant, self.minute, bucket, self.shadow)
 
-    def record(self, latency_s: float, error: bool) -> None:
-        """Add one request."""
+    def record(self, latency_s: float, status: int) -> None:
+        """Add one request answered with HTTP `status`."""
         self.count += 1
-        self.errors += int(error)
+        if status >= 400:
+            self.errors += 1
+            if status >= 500:
+                self.errors_5xx += 1
+            else:
+                self.errors_4xx += 1
         self.latency_sum += latency_s
         self.hist[histogram.bucket_of(latency_s)] += 1
 
@@ -90,6 +97,8 @@ class CountDelta:
         """Add every request of `other` (same key)."""
         self.count += other.count
         self.errors += other.errors
+        self.errors_4xx += other.errors_4xx
+        self.errors_5xx += other.errors_5xx
         self.latency_sum += other.latency_sum
         histogram.merge_into(self.hist, other.hist)
 
@@ -108,6 +117,8 @@ def _merge_one(conn: Connection, delta: CountDelta) -> None:
                    for name, value in key.items()))
     increments = {"count": table.c.count + delta.count,
                   "errors": table.c.errors + delta.errors,
+                  "errors_4xx": table.c.errors_4xx + delta.errors_4xx,
+                  "errors_5xx": table.c.errors_5xx + delta.errors_5xx,
                   "latency_sum": table.c.latency_sum + delta.latency_sum}
     for name, value in zip(HIST_COLUMNS, delta.hist, strict=True):
         if value:
@@ -115,6 +126,7 @@ def _merge_one(conn: Connection, delta: CountDelta) -> None:
     if conn.execute(table.update().where(where).values(increments)).rowcount:
         return
     values = {**key, "minute": delta.minute, "count": delta.count, "errors": delta.errors,
+              "errors_4xx": delta.errors_4xx, "errors_5xx": delta.errors_5xx,
               "latency_sum": delta.latency_sum, **dict(zip(HIST_COLUMNS, delta.hist, strict=True))}
     try:
         with conn.begin_nested():
@@ -137,12 +149,14 @@ def _roll_up(conn: Connection, now: float) -> int:
     # a new bucket row (rolled up next time).
     rows = conn.execute(R.delete().where(R.c.bucket < cutoff).returning(
         R.c.model, R.c.experiment, R.c.variant, R.c.minute, R.c.shadow, R.c.count,
-        R.c.errors, R.c.latency_sum, *(R.c[name] for name in HIST_COLUMNS))).all()
+        R.c.errors, R.c.errors_4xx, R.c.errors_5xx, R.c.latency_sum,
+        *(R.c[name] for name in HIST_COLUMNS))).all()
     minutes: dict[tuple[str, str, str, int, int, bool], CountDelta] = {}
     for row in rows:
         delta = CountDelta(model=row[0], experiment=row[1], variant=row[2], minute=row[3],
                            shadow=bool(row[4]), count=row[5], errors=row[6],
-                           latency_sum=row[7], hist=[int(v) for v in row[8:]])
+                           errors_4xx=row[7], errors_5xx=row[8], latency_sum=row[9],
+                           hist=[int(v) for v in row[10:]])
         found = minutes.setdefault(delta.key(), delta)
         if found is not delta:
             found.merge(delta)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, inspect, text
 
 from base.errors import FailedPrecondition
 
@@ -27,7 +27,21 @@ def _v1_to_v2(conn: Connection) -> None:
     conn.execute(text("ALTER TABLE placements DROP COLUMN pinned"))
 
 
-STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(conn: Connection) -> None:
+    """Counts split their errors into 4xx and 5xx. Rows already there cannot be split
+    after the fact: their new columns start at 0 and their errors stay in `errors` (the
+    total every stat and error rate still reads), so no request is put in the wrong class.
+    A table this run created (from schema 1, `request_counts_recent`) has them already."""
+    for table in ("request_counts", "request_counts_recent"):
+        present = {c["name"] for c in inspect(conn).get_columns(table)}
+        for column in ("errors_4xx", "errors_5xx"):
+            if column in present:
+                continue
+            conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} INTEGER NOT NULL "
+                              "DEFAULT 0"))
+
+
+STEPS: dict[int, Callable[[Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 def upgrade(conn: Connection, found: int, target: int) -> None:

@@ -22,8 +22,9 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from db import histogram
 
 # 1: the first layout. 2: 5 s request buckets (`request_counts_recent`) and pins with their
-# source (`pins`) instead of `placements.pinned`. `db.migrate` moves a db up, step by step.
-SCHEMA_VERSION = 2
+# source (`pins`) instead of `placements.pinned`. 3: request counts split their errors into
+# `errors_4xx` and `errors_5xx`. `db.migrate` moves a db up, step by step.
+SCHEMA_VERSION = 3
 NAME_LEN = 128
 
 
@@ -124,7 +125,11 @@ def _count_columns() -> list[Column[Any]]:
     # The counted part of a row, the same at both resolutions.
     return [Column("shadow", Boolean, nullable=False, default=False),
             Column("count", Integer, nullable=False, default=0),
+            # Every answer >= 400; from schema 3 on split into client and server errors
+            # (errors counted before schema 3 are in `errors` only).
             Column("errors", Integer, nullable=False, default=0),
+            Column("errors_4xx", Integer, nullable=False, default=0),
+            Column("errors_5xx", Integer, nullable=False, default=0),
             Column("latency_sum", Float, nullable=False, default=0.0),
             *(Column(name, Integer, nullable=False, default=0) for name in HIST_COLUMNS)]
 

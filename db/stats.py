@@ -37,6 +37,10 @@ class Stats:
     p99_s: float | None
     variant: str = ""
     shadow: bool = False
+    # Client and server errors; both 0 for requests counted before schema 3, whose errors
+    # are in `errors` only.
+    errors_4xx: int = 0
+    errors_5xx: int = 0
 
     @property
     def error_rate(self) -> float:
@@ -79,7 +83,8 @@ def request_rates(engine: Engine, window_s: float, now: float) -> dict[str, floa
 
 
 def _sums(table: Table) -> list[object]:
-    return [func.sum(table.c.count), func.sum(table.c.errors), func.sum(table.c.latency_sum),
+    return [func.sum(table.c.count), func.sum(table.c.errors), func.sum(table.c.errors_4xx),
+            func.sum(table.c.errors_5xx), func.sum(table.c.latency_sum),
             *(func.sum(table.c[name]) for name in HIST_COLUMNS)]
 
 
@@ -105,9 +110,10 @@ def both(build: Callable[[Table], Select[Any]]) -> CompoundSelect:
 
 def _stats(model: str, window_s: float, row: Sequence[float], variant: str = "",
            shadow: bool = False) -> Stats:
-    count, errors, latency_sum = int(row[0]), int(row[1]), float(row[2])
-    hist = [int(v) for v in row[3:]]
-    return Stats(model=model, count=count, errors=errors, rate=count / window_s,
+    count, errors, latency_sum = int(row[0]), int(row[1]), float(row[4])
+    hist = [int(v) for v in row[5:]]
+    return Stats(model=model, count=count, errors=errors, errors_4xx=int(row[2]),
+                 errors_5xx=int(row[3]), rate=count / window_s,
                  mean_s=latency_sum / count if count else None,
                  p50_s=histogram.percentile(hist, 50), p95_s=histogram.percentile(hist, 95),
                  p99_s=histogram.percentile(hist, 99), variant=variant, shadow=shadow)

@@ -8,6 +8,7 @@ TensorFlow thread pools sized to the granted CPUs; all capabilities dropped, no 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,12 @@ TIERSERVE_HOST = "0.0.0.0"
 TF_SERVING_MODELS = "/models"
 # Where a labelled model's --model_config_file is mounted (read-only) inside the container.
 CONFIG_INSIDE = "/etc/tierserve/model.config"
+STORE_ENV = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+             "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_ENDPOINT_URL")
+# The official image serves Prometheus metrics only when a monitoring config says so; the
+# runtime writes this text on the host and mounts it here (read-only).
+MONITORING_CONFIG = "/etc/tierserve/monitoring.config"
+MONITORING_TEXT = 'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
 
 
 @dataclass(frozen=True)
@@ -38,10 +45,14 @@ class ModelMount:
     volumes: dict[str, str]  # host path -> path inside, read-only
 
     @classmethod
-    def synced(cls, model: str, local: Path) -> ModelMount:
-        """A copy on the host (for the official image, which cannot read s3://)."""
+    def synced(cls, model: str, local: Path, monitoring: Path | None = None) -> ModelMount:
+        """A copy on the host (for the official image, which cannot read s3://), and the
+        monitoring config file (MONITORING_TEXT) written on the host, if any."""
         inside = f"{TF_SERVING_MODELS}/{model}"
-        return cls(inside, {str(local): inside})
+        volumes = {str(local): inside}
+        if monitoring is not None:
+            volumes[str(monitoring)] = MONITORING_CONFIG
+        return cls(inside, volumes)
 
     @classmethod
     def local_store(cls, model: str, root: Path) -> ModelMount:
@@ -51,6 +62,12 @@ class ModelMount:
 
 def container_name(scope: str, model: str) -> str:
     return f"tierserve-{scope}-{model}"
+
+
+def store_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The store settings and credentials a hot container gets from the orchestrator's own
+    environment (it reads the same store), so they are written in one place."""
+    return {name: environ[name] for name in STORE_ENV if environ.get(name)}
 
 
 def read_only_binds(spec: InstanceSpec, mount: ModelMount,
@@ -73,8 +90,11 @@ def server_command(spec: InstanceSpec, mount: ModelMount,
     if config_file is not None:
         extra = [*config_file_args(CONFIG_INSIDE), *extra]
     official = settings.kind == "tensorflow-serving"
-    program = settings.command or (["tensorflow_model_server"] if official
-                                   else ["tierserve", "model-server"])
+    # The official image's entrypoint already runs tensorflow_model_server with the
+    # command's items as its flags: naming the program again would pass it as an argument.
+    program = settings.command or ([] if official else ["tierserve", "model-server"])
+    if MONITORING_CONFIG in mount.volumes.values():
+        extra = [f"--monitoring_config_file={MONITORING_CONFIG}", *extra]
     intra, inter = granted_threads(settings)
     return [*program, *model_server_args(
         port=GRPC_PORT, rest_api_port=REST_PORT, model_name=spec.model,
@@ -89,9 +109,10 @@ def instance_labels(spec: InstanceSpec, scope: str) -> dict[str, str]:
 
 
 def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
-                   network: str | None = None, config_file: Path | None = None
-                   ) -> dict[str, Any]:
-    """`config_file`: the host file of a labelled model's model config (mounted read-only)."""
+                   network: str | None = None, config_file: Path | None = None,
+                   inherited_env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """`config_file`: the host file of a labelled model's model config (mounted read-only);
+    `inherited_env` (`store_env`) comes first: the policy's `env` overrides it."""
     settings = spec.container
     volumes = {host: {"bind": inside, "mode": "ro"}
                for host, inside in read_only_binds(spec, mount, config_file).items()}
@@ -99,7 +120,8 @@ def container_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
     run: dict[str, Any] = {
         "image": settings.image, "command": command, "name": container_name(scope, spec.model),
         "labels": instance_labels(spec, scope),
-        "environment": {"HOME": "/tmp", **settings.env}, "volumes": volumes,
+        "environment": {"HOME": "/tmp", **(inherited_env or {}), **settings.env},
+        "volumes": volumes,
         "tmpfs": {"/tmp": "rw,size=256m"},
         "ports": {f"{REST_PORT}/tcp": ("127.0.0.1", None), f"{GRPC_PORT}/tcp": ("127.0.0.1", None)},
         "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "privileged": False,

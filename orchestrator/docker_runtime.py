@@ -29,10 +29,12 @@ from orchestrator.container_spec import (
     LABEL_OWNER,
     LABEL_SCOPE,
     LABEL_SINCE,
+    MONITORING_TEXT,
     OWNER,
     ModelMount,
     container_name,
     container_spec,
+    store_env,
 )
 from orchestrator.runtime import (
     GRPC_PORT,
@@ -135,7 +137,10 @@ class DockerRuntime(Runtime):
             wanted, _ = labelled_versions(spec.labels, in_store)
             for version in wanted or [store.latest_version(spec.model)]:
                 store.download(spec.model, version, dest)
-            return ModelMount.synced(spec.model, dest.resolve())
+            monitoring = self.state_dir / "tf-serving-monitoring.config"
+            if not monitoring.is_file() or monitoring.read_text() != MONITORING_TEXT:
+                monitoring.write_text(MONITORING_TEXT)  # so Prometheus finds its metrics
+            return ModelMount.synced(spec.model, dest.resolve(), monitoring.resolve())
         if "://" in spec.store:
             return ModelMount(open_store(spec.store).model_uri(spec.model), {})
         return ModelMount.local_store(spec.model, Path(spec.store).resolve())
@@ -183,7 +188,8 @@ class DockerRuntime(Runtime):
     def start(self, spec: InstanceSpec) -> Instance:
         mount = self._prepared_mount(spec)
         run = container_spec(spec, mount, self.scope, self.network,
-                             config_file=self._config_file(spec, mount))
+                             config_file=self._config_file(spec, mount),
+                             inherited_env=store_env(os.environ))
         try:
             container = self.client.containers.run(detach=True, **run)
             container.reload()  # the published host ports are known only after start

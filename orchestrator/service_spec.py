@@ -51,9 +51,11 @@ DONE_STATES = frozenset({"complete", "shutdown", "failed", "rejected", "orphaned
 
 
 def service_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
-                 config_file: Path | None = None) -> dict[str, Any]:
+                 config_file: Path | None = None,
+                 inherited_env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Keyword arguments for the docker SDK's `services.create` (and `Service.update`);
-    `config_file`: a labelled model's model config on the host (bound read-only)."""
+    `config_file`: a labelled model's model config on the host (bound read-only);
+    `inherited_env`: the orchestrator's store settings (`store_env`), under the policy's."""
     settings, swarm = spec.container, spec.swarm
     mounts = [Mount(inside, host, type="bind", read_only=True)
               for host, inside in read_only_binds(spec, mount, config_file).items()]
@@ -72,7 +74,7 @@ def service_spec(spec: InstanceSpec, mount: ModelMount, scope: str,
         "labels": {**instance_labels(spec, scope), **(
             {LABEL_PUBLISHED_HOST: swarm.published_host} if swarm.published_host else {})},
         "container_labels": {LABEL_SERVICE: name, LABEL_MODEL: spec.model},
-        "env": {"HOME": "/tmp", **settings.env}, "mounts": mounts,
+        "env": {"HOME": "/tmp", **(inherited_env or {}), **settings.env}, "mounts": mounts,
         "cap_drop": ["ALL"],
         "mode": ServiceMode("replicated", replicas=1),
         "resources": Resources(cpu_limit=nano, mem_limit=settings.memory,

@@ -16,12 +16,14 @@ image import) it inherits from DockerRuntime.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
 from docker.errors import APIError, DockerException, NotFound
 
 from base.errors import FailedPrecondition, TierserveError
+from orchestrator.container_spec import store_env
 from orchestrator.docker_runtime import DockerRuntime, _error
 from orchestrator.runtime import Instance, InstanceSpec
 from orchestrator.service_spec import instance_of, service_spec
@@ -85,7 +87,8 @@ class SwarmRuntime(DockerRuntime):
 
     def _service_kwargs(self, spec: InstanceSpec) -> dict[str, Any]:
         mount = self._prepared_mount(spec)
-        return service_spec(spec, mount, self.scope, self._config_file(spec, mount))
+        return service_spec(spec, mount, self.scope, self._config_file(spec, mount),
+                            store_env(os.environ))
 
     def start(self, spec: InstanceSpec) -> Instance:
         kwargs = self._service_kwargs(spec)

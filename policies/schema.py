@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
+from base import durations
 from base.names import MODEL_NAME_RE, is_valid_model_name
-from policies import durations
 from policies.experiments import ExperimentSpec, Known, check_targets
 from policies.swarm import SwarmSettings
 

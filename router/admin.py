@@ -10,27 +10,25 @@ admin API adds and removes only its own pin (source "admin"); a policy reload ne
 clears it, and unpinning here leaves a policy pin in force. `/admin/routing` shows each
 placement's `pinned_by` and every pin with its source.
 
-Access: with an admin token configured (TIERSERVE_ADMIN_TOKEN or --admin-token),
-every call needs `Authorization: Bearer <token>` (401 otherwise). With no token
-set, /admin answers only clients connecting from a loopback address (403 for
-anyone else); behind a reverse proxy on the same host that means everyone who
-can reach the proxy, so set a token there.
+Access (`base.admin_auth`, the same rule as the cold pool's /admin): with an admin token
+configured (TIERSERVE_ADMIN_TOKEN or --admin-token), every call needs
+`Authorization: Bearer <token>` (401 otherwise). With no token set, /admin answers only
+clients connecting from a loopback address (403 for anyone else); behind a reverse proxy
+on the same host that means everyone who can reach the proxy, so set a token there.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
-import ipaddress
 import time
 from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field, ValidationError
 
+from base.admin_auth import admin_guard
 from base.errors import NotFound
 from base.names import MODEL_NAME_RE
 from db import queries
@@ -39,30 +37,11 @@ from policies.experiments import ExperimentSpec, ExperimentUpdate
 from router import targets
 from router.state import RouterState, get_state
 
-bearer = HTTPBearer(auto_error=False, description="TIERSERVE_ADMIN_TOKEN")
 ModelParam = Annotated[str, Path(pattern=MODEL_NAME_RE.pattern, max_length=128)]
 State = Annotated[RouterState, Depends(get_state)]
 
-
-def _is_loopback(host: str | None) -> bool:
-    try:
-        return host is not None and ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-async def require_admin(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
-    token = get_state(request).config.admin_token
-    if token:
-        given = credentials.credentials if credentials is not None else ""
-        if not hmac.compare_digest(given.encode(), token.encode()):
-            raise HTTPException(401, "admin API: missing or wrong bearer token",
-                                headers={"WWW-Authenticate": "Bearer"})
-    elif not _is_loopback(request.client.host if request.client else None):
-        raise HTTPException(403, "admin API: no admin token is set, so only loopback "
-                                 "clients are allowed")
+# The one rule every admin API follows (base.admin_auth), with this router's token.
+require_admin = admin_guard(lambda request: get_state(request).config.admin_token)
 
 
 admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
@@ -81,7 +60,8 @@ def stats_json(s: Stats) -> dict[str, Any]:
     ms = {f"{k}_ms": (None if v is None else round(v * 1000, 3))
           for k, v in (("mean", s.mean_s), ("p50", s.p50_s), ("p95", s.p95_s), ("p99", s.p99_s))}
     return {"model": s.model, "variant": s.variant, "shadow": s.shadow, "count": s.count,
-            "errors": s.errors, "error_rate": round(s.error_rate, 6),
+            "errors": s.errors, "errors_4xx": s.errors_4xx, "errors_5xx": s.errors_5xx,
+            "error_rate": round(s.error_rate, 6),
             "rate_per_s": round(s.rate, 6), **ms}
 
 

@@ -6,6 +6,7 @@ import argparse
 import os
 from typing import Any
 
+from base.durations import duration_arg, duration_help
 from router.config import ENV_PREFIX, RouterConfig
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -22,6 +23,11 @@ def log_config(level: str) -> dict[str, Any]:
             "root": {"handlers": ["default"], "level": level.upper()},
             # one line per forwarded request otherwise
             "loggers": {"httpx": {"level": "WARNING"}}}
+
+
+def _default(field: str) -> float:
+    # The help says the default the settings really use, from the one place it is set.
+    return float(RouterConfig.model_fields[field].default)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,19 +50,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sticky-header", dest="sticky_header",
                         help="header (gRPC: metadata key, in lower case) that pins an A/B "
                              "variant (default X-User-Id)")
-    parser.add_argument("--flush-interval", dest="flush_interval", type=float,
-                        help="seconds between count flushes (default 1)")
-    parser.add_argument("--poll-interval", dest="poll_interval", type=float,
-                        help="seconds between routing version polls (default 1)")
-    parser.add_argument("--shard-stale-after", dest="shard_stale_after", type=float,
-                        help="seconds after its last heartbeat a cold shard is skipped and its "
-                             "models go to their next shard (default 6)")
+    parser.add_argument("--flush-interval", dest="flush_interval", type=duration_arg,
+                        help=duration_help("time between count flushes",
+                                           _default("flush_interval")))
+    parser.add_argument("--poll-interval", dest="poll_interval", type=duration_arg,
+                        help=duration_help("time between routing version polls",
+                                           _default("poll_interval")))
+    parser.add_argument("--shard-stale-after", dest="shard_stale_after", type=duration_arg,
+                        help=duration_help("time after its last heartbeat a cold shard is "
+                                           "skipped and its models go to their next shard",
+                                           _default("shard_stale_after")))
     parser.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
                         help="largest request body (default 10 MiB)")
-    parser.add_argument("--connect-timeout", dest="connect_timeout", type=float,
-                        help="seconds to connect to a backend (default 1)")
-    parser.add_argument("--request-timeout", dest="request_timeout", type=float,
-                        help="seconds a backend may take to answer (default 60)")
+    parser.add_argument("--connect-timeout", dest="connect_timeout", type=duration_arg,
+                        help=duration_help("time to connect to a backend",
+                                           _default("connect_timeout")))
+    parser.add_argument("--request-timeout", dest="request_timeout", type=duration_arg,
+                        help=duration_help("time a backend may take to answer",
+                                           _default("request_timeout")))
     parser.add_argument("--max-in-flight", dest="max_in_flight", type=int,
                         help="requests answered at once, per process; past it 503 with "
                              "Retry-After (default 256)")

@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from base.durations import parse_duration
 from base.forwarding import TRACE_HEADERS, header_names
 
 ENV_PREFIX = "TIERSERVE_"
@@ -51,6 +52,13 @@ class RouterConfig(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("flush_interval", "poll_interval", "connect_timeout", "request_timeout",
+                     mode="before")
+    @classmethod
+    def _duration(cls, value: Any) -> Any:
+        # TIERSERVE_REQUEST_TIMEOUT=1m as well as =60, as on the command line.
+        return parse_duration(value) if isinstance(value, str) else value
 
     @field_validator("forward_headers", mode="before")
     @classmethod

@@ -36,7 +36,7 @@ class Counter:
         self._lock = asyncio.Lock()  # one flush at a time (timer vs shutdown)
         self.flushed_requests = 0
 
-    def record(self, model: str, latency_s: float, error: bool, *, experiment: str = "",
+    def record(self, model: str, latency_s: float, status: int, *, experiment: str = "",
                variant: str = "", shadow: bool = False, now: float | None = None) -> None:
         bucket = bucket_of(self.clock() if now is None else now)
         key = (model, experiment, variant, bucket, shadow)
@@ -45,7 +45,7 @@ class Counter:
             delta = self._pending[key] = CountDelta(
                 model=model, minute=bucket // BUCKETS_PER_MINUTE, bucket=bucket,
                 experiment=experiment, variant=variant, shadow=shadow)
-        delta.record(latency_s, error)
+        delta.record(latency_s, status)
 
     def pending_requests(self) -> int:
         return sum(d.count for d in self._pending.values())

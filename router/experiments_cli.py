@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from policies.durations import duration_arg
+from base.durations import duration_arg
 from router.experiments_view import experiments_table, stats_table
 
 DEFAULT_URL = "http://127.0.0.1:8501"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from http import HTTPStatus
 from collections.abc import Awaitable, Callable
 
 import grpc
@@ -189,17 +190,22 @@ class GrpcFront(grpc.GenericRpcHandler):
         except TierserveError:
             ok = False
         self.state.metrics.shadow.labels("ok" if ok else "error").inc()
-        self.state.counter.record(target.name, time.perf_counter() - started, not ok,
-                                  experiment=experiment, variant=shadow.variant_name, shadow=True)
+        self.state.counter.record(target.name, time.perf_counter() - started,
+                                  200 if ok else 503, experiment=experiment,
+                                  variant=shadow.variant_name, shadow=True)
 
     def _count(self, target: ModelSpec, kind: str, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
+        if status == HTTPStatus.NOT_FOUND and spec is None:
+            # As over REST: any name can be asked for, so nothing per name is kept.
+            self.state.metrics.observe_not_found(pool, latency)
+            return
         self.state.metrics.observe(target.name, pool, status, latency)
         # Status and metadata calls are not load: only inference feeds the db counts.
         if kind in tfs_grpc.INFERENCE_KINDS:
             self.state.counter.record(
-                target.name, latency, status >= 400,
+                target.name, latency, status,
                 experiment=spec.name if spec is not None else "",
                 variant=variant.variant_name if variant is not None else "")
 

@@ -187,7 +187,7 @@ class Frontend:
         except TierserveError:
             status = 503
         self.state.metrics.shadow.labels("ok" if status < 400 else "error").inc()
-        self.state.counter.record(target.name, time.perf_counter() - started, status >= 400,
+        self.state.counter.record(target.name, time.perf_counter() - started, status,
                                   experiment=experiment, variant=shadow.variant_name, shadow=True)
 
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
@@ -202,7 +202,7 @@ class Frontend:
         # Status and metadata calls are not load: only inference feeds the db counts.
         if call.is_inference:
             self.state.counter.record(
-                target.name, latency, status >= 400,
+                target.name, latency, status,
                 experiment=spec.name if spec is not None else "",
                 variant=variant.variant_name if variant is not None else "")
 

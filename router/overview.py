@@ -13,19 +13,23 @@ POOLS = ("hot", "cold")
 
 
 def pool_totals(models: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
-    """Requests per second and model counts, overall and per pool.
+    """Requests per second, requests, client (4xx) and server (5xx) errors and model
+    counts, overall and per pool.
 
     Each model's window of requests is credited to the pool it is placed in now
     (the counts do not record the pool), so right after a promotion the hot
     pool's figure includes the traffic that led to it.
     """
-    totals = {name: {"rate_per_s": 0.0, "requests": 0, "models": 0}
+    totals = {name: {"rate_per_s": 0.0, "requests": 0, "errors_4xx": 0, "errors_5xx": 0,
+                     "models": 0}
               for name in ("all", *POOLS)}
     for m in models:
         stats = m.get("stats") or {}
         for name in ("all", m["pool"]):
             totals[name]["rate_per_s"] += stats.get("rate_per_s", 0.0)
             totals[name]["requests"] += stats.get("count", 0)
+            totals[name]["errors_4xx"] += stats.get("errors_4xx", 0)
+            totals[name]["errors_5xx"] += stats.get("errors_5xx", 0)
             totals[name]["models"] += 1
     for entry in totals.values():
         entry["rate_per_s"] = round(entry["rate_per_s"], 6)

@@ -1,7 +1,8 @@
 """The dashboard at /ui: one static page and the one JSON call it polls.
 
-The page shows request totals (overall and per pool), the models (searchable,
-one page at a time) with their pool and a request-rate sparkline, the cold
+The page shows request totals (overall and per pool) and errors split into 4xx
+and 5xx, the models (searchable, one page at a time) with their pool, who pins
+them and a request-rate sparkline, the cold
 pool's cache, experiments with per-variant traffic (weights editable
 through the admin API) and the event timeline. The JSON call sits behind the
 same admin guard as /admin: it reveals traffic, so it is not public.
@@ -18,6 +19,7 @@ import httpx
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
+from base.admin_auth import bearer_headers
 from db import queries
 from router.admin import State, require_admin, stats_json
 from router.overview import page_of, pool_totals
@@ -52,6 +54,7 @@ def _overview_from_db(state: Any, now: float, query: str, page: int,
             "model": name, "pool": "hot" if hot else "cold",
             "endpoint": p.endpoint if hot and p else None,
             "healthy": p.healthy if p else True, "pinned": bool(p and p.pinned),
+            "pinned_by": list(p.pinned_by) if p else [],
             "series": series.get(name, [0] * SPARK_MINUTES),
             "stats": stats_json(stats[name]) if name in stats else None,
         })
@@ -67,7 +70,10 @@ def _overview_from_db(state: Any, now: float, query: str, page: int,
 
 async def _cold_cache(state: Any) -> dict[str, Any]:
     try:
-        response = await state.http().get(f"{state.config.cold_url}/admin/models", timeout=2.0)
+        # The cold pool's /admin follows the same rule as ours: send our token along.
+        response = await state.http().get(f"{state.config.cold_url}/admin/models",
+                                          headers=bearer_headers(state.config.admin_token),
+                                          timeout=2.0)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body

@@ -11,6 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from base.durations import duration_arg, format_duration
+
 # A default read from the environment may be a URL with a password (`--db-url`): help
 # output is shown and pasted around, so it never carries one.
 _USERINFO = re.compile(r"(://[^/@:\s]*:)[^/@\s]*@")
@@ -20,6 +22,8 @@ class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
     """Appends `(default: X)` to a flag's help unless the help already names its default.
 
     Descriptions and epilogs keep their line breaks, so a command's examples read as written.
+
+    A duration flag's default is shown as a duration (`2m30s`, not `150.0`).
 
     A default of None means "not set here" (the value then comes from the environment or
     the part's own settings), which the help text must explain in words; `False` of a
@@ -33,6 +37,8 @@ class DefaultsFormatter(argparse.RawDescriptionHelpFormatter):
                 or default is argparse.SUPPRESS or default == []
                 or "(default" in text.lower()):
             return action.help
+        if action.type is duration_arg and isinstance(default, int | float):
+            return f"{text} (default: {format_duration(default)})"
         shown = _USERINFO.sub(r"\1***@", str(default)).replace("%", "%%")
         return f"{text} (default: {shown})"
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import os
 import signal
 import statistics
 import time
@@ -23,6 +24,8 @@ from typing import Any
 
 import httpx
 
+from base.admin_auth import TOKEN_ENV, bearer_headers
+from base.durations import duration_arg
 from tierserve.demo_events import moves
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
 from tierserve.demo_view import ms, plain_line, render
@@ -60,7 +63,8 @@ def demo_policy(store: Path, rate: float, slots: int = 30, hot_models: int = 3,
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=int, default=200, help="how many tiny models")
-    parser.add_argument("--duration", type=float, default=150.0, help="seconds of traffic")
+    parser.add_argument("--duration", type=duration_arg, default=150.0,
+                        help="how long traffic runs: seconds or e.g. 90s, 2m30s, 1h30m")
     parser.add_argument("--rate", type=float, default=40.0, help="requests per second")
     parser.add_argument("--var", type=Path, default=Path("var/demo"),
                         help="folder for models, db, cache and logs")
@@ -159,6 +163,8 @@ class Observer:
         self.new_events: list[str] = []  # seen since the last `take_new_events`
         self.seen: dict[int, dict[str, Any]] = {}
         self.hit_ratio: float | None = None
+        # A token exported for the admin API reaches the stack's processes too: send it.
+        self.headers = bearer_headers(os.environ.get(TOKEN_ENV))
 
     @property
     def promoted(self) -> list[str]:
@@ -174,9 +180,10 @@ class Observer:
 
     async def poll(self, client: httpx.AsyncClient, limit: int = 50) -> None:
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            routing = (await client.get("/admin/routing")).json()
+            routing = (await client.get("/admin/routing", headers=self.headers)).json()
             self.hot = sorted(p["model"] for p in routing["placements"] if p["pool"] == "hot")
-            events = (await client.get("/admin/events", params={"limit": limit})).json()
+            events = (await client.get("/admin/events", params={"limit": limit},
+                                       headers=self.headers)).json()
             for event in reversed(events["events"]):
                 if event["id"] in self.seen or event["ts"] < self.since:
                     continue
@@ -185,7 +192,8 @@ class Observer:
                 line = f"{stamp} {event['action']} {event['model']}: {event['outcome']}"
                 self.events.append(line)
                 self.new_events.append(line)
-            pool = (await client.get(f"{self.stack.pool_url}/admin/models")).json()["totals"]
+            pool = (await client.get(f"{self.stack.pool_url}/admin/models",
+                                     headers=self.headers)).json()["totals"]
             total = pool["hits"] + pool["misses"]
             self.hit_ratio = pool["hits"] / total if total else None
 

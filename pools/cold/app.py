@@ -20,11 +20,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from base import forwarding, http1, tfs_rest
+from base.admin_auth import guard_prefix
 from base.asgi_body import ClientGone, check_declared, read_body
 from base.errors import Internal, NotFound, TierserveError, Unavailable
 from base.http_errors import install_error_handlers
@@ -54,10 +55,11 @@ def parse_path(path: str, method: str) -> ModelPath:
 
 
 def create_app(pool: ColdPool, rest_url: str | Sequence[str],
-               grpc_port: int | None = None) -> FastAPI:
+               grpc_port: int | None = None, admin_token: str | None = None) -> FastAPI:
     """`rest_url`: the REST URL of each model server, in the order of `pool.servers`;
     `grpc_port`: serve TF Serving's gRPC API there too (pools.cold.grpc_front; 0: any
-    free port, found in `app.state.grpc_port`)."""
+    free port, found in `app.state.grpc_port`). `admin_token`: what /admin requires
+    (base.admin_auth: the router's rule); None or '' lets in loopback clients only."""
     poller = StorePoller(pool)
     rest_urls = [rest_url] if isinstance(rest_url, str) else list(rest_url)
     state: dict[str, http1.Client] = {}
@@ -83,7 +85,11 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str],
 
     front = ColdFront(pool, rest_urls, lambda: state["http"])
     grpc_handler = grpc_front.ColdGrpcFront(pool, FORWARD_TIMEOUT_S)
-    app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan)
+    # /admin can unload models and delete their files: behind the admin rule, every route
+    # under it (those added later too).
+    admin_only = guard_prefix(admin_token, "/admin", "cold pool admin API")
+    app = ColdPoolApp(front, title="tierserve cold pool", lifespan=lifespan,
+                      dependencies=[Depends(admin_only)])
     app.state.pool = pool
     app.state.poller = poller
     install_error_handlers(app)

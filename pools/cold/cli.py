@@ -4,19 +4,29 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from base.admin_auth import TOKEN_ENV
+from base.durations import duration_arg, duration_help
 from pools.cold.config import PoolConfig
 
 if TYPE_CHECKING:
     from pools.cold.modelserver_proc import ModelServerChild
 
+
+def _default(field: str) -> float:
+    # The help says the default the settings really use, from the one place it is set.
+    return float(PoolConfig.model_fields[field].default)
+
+
 # flag -> PoolConfig field; a flag left out falls back to TIERSERVE_POOL_<FIELD>, then defaults.
-_FLAGS: list[tuple[str, str, type, str]] = [
+_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
     ("--store", "store_uri", str,
      "model store URI: s3://bucket/prefix or a local folder (required)"),
     ("--cache-dir", "cache_dir", Path, "local disk cache folder (required)"),
@@ -27,12 +37,12 @@ _FLAGS: list[tuple[str, str, type, str]] = [
     ("--disk-models", "disk_models", int,
      "most model versions in the disk cache (default 200)"),
     ("--disk-bytes", "disk_bytes", int, "most bytes in the disk cache (default: no limit)"),
-    ("--load-wait", "load_wait_s", float,
-     "seconds a request waits for a load, then 503 (default 30)"),
-    ("--failure-ttl", "failure_ttl_s", float,
-     "seconds a failed load is answered at once (default 60)"),
-    ("--store-poll", "store_poll_s", float,
-     "seconds between store listings, live reload (default 30)"),
+    ("--load-wait", "load_wait_s", duration_arg,
+     duration_help("how long a request waits for a load, then 503", _default("load_wait_s"))),
+    ("--failure-ttl", "failure_ttl_s", duration_arg,
+     duration_help("how long a failed load is answered at once", _default("failure_ttl_s"))),
+    ("--store-poll", "store_poll_s", duration_arg,
+     duration_help("time between store listings, live reload", _default("store_poll_s"))),
     ("--max-parallel-loads", "max_parallel_loads", int, "downloads+loads at once (default 4)"),
     ("--max-queued-per-model", "max_queued_per_model", int,
      "requests waiting for one model's load; past it, 503 at once (default 256)"),
@@ -46,9 +56,9 @@ _FLAGS: list[tuple[str, str, type, str]] = [
      "(default 5)"),
     ("--model-server-tf-threads", "model_server_tf_threads", int,
      "TensorFlow intra-op threads per model server (default: CPUs / model servers)"),
-    ("--model-server-gc-interval", "model_server_gc_interval_s", float,
-     "seconds between the model servers' collections of unloaded models' memory "
-     "(default: the model server's, 10 s)"),
+    ("--model-server-gc-interval", "model_server_gc_interval_s", duration_arg,
+     duration_help("time between the model servers' collections of unloaded models' memory",
+                   "the model server's, 10s")),
     ("--eviction-policy", "eviction_policy", str,
      "eviction policy name in pools.eviction (default: its recommended one)"),
     ("--model-server-grpc", "model_server_grpc", str,
@@ -72,7 +82,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(flag, dest=dest, type=kind, default=None, help=help_text)
     parser.add_argument("--log-level", default="info", help="logging level")
     parser.epilog = ("A flag left out is read from env TIERSERVE_POOL_<FIELD>, "
-                     "e.g. TIERSERVE_POOL_CACHE_DIR.")
+                     "e.g. TIERSERVE_POOL_CACHE_DIR.\n"
+                     f"/admin needs `Authorization: Bearer <token>` when env {TOKEN_ENV} is "
+                     "set, and answers loopback clients only when it is not.")
 
 
 def config_from_args(args: argparse.Namespace) -> PoolConfig:
@@ -143,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
 
         pool = ColdPool(config, open_store(config.store_uri),
                         [ModelServerClient(grpc) for grpc, _ in addresses])
+        app = create_app(pool, [rest for _, rest in addresses], config.grpc_port,
+                         admin_token=os.environ.get(TOKEN_ENV) or None)
         servers.append(uvicorn.Server(uvicorn.Config(
-            create_app(pool, [rest for _, rest in addresses], config.grpc_port), host=config.host,
+            app, host=config.host,
             port=config.port, log_level="warning", lifespan="on")))
         if not died:
             servers[0].run()

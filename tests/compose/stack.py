@@ -6,6 +6,7 @@ never collides with another run or a real deployment on the same engine.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -20,6 +21,16 @@ COMPOSE_FILE = REPO / "compose" / "docker-compose.yml"
 TEST_OVERRIDE = Path(__file__).with_name("docker-compose.test.yml")
 S3_USER, S3_SECRET = "tierserve", "tierserve-secret"
 BUCKET = "tierserve-models"
+
+
+def checkout_image_tag() -> str:
+    """`tierserve:test-<8 hex>`, named after this checkout's folder."""
+    return f"tierserve:test-{hashlib.sha1(str(REPO).encode()).hexdigest()[:8]}"
+
+
+def docker_gid(socket: Path = Path("/var/run/docker.sock")) -> int:
+    """The group that may use the engine's socket (the host's `docker` group)."""
+    return socket.stat().st_gid if socket.exists() else 0
 
 
 def compose_binary() -> str | None:
@@ -110,6 +121,10 @@ class Stack:
             "TIERSERVE_ORCHESTRATOR_PORT": str(self.ports["orchestrator"]),
             "TIERSERVE_PROMETHEUS_PORT": str(self.ports["prometheus"]),
             "TIERSERVE_GRAFANA_PORT": str(self.ports["grafana"]),
+            # No PostgreSQL image here (see docker-compose.test.yml): a shared SQLite file.
+            "TIERSERVE_DB_URL": "sqlite:////data/db/tierserve.db",
+            # The orchestrator runs unprivileged, in the Docker socket's group.
+            "DOCKER_GID": str(docker_gid()),
         }
 
     def url(self, service: str) -> str:

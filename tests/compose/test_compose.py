@@ -16,7 +16,11 @@ from pathlib import Path
 import boto3
 import httpx
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
+from db.queries import make_engine
+from db.schema import SCHEMA_VERSION
 from testkit import stores as testing
 from tests.compose import prometheus
 from tests.compose import stack as st
@@ -25,7 +29,8 @@ from tierserve import toy_models
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
-IMAGE = "tierserve:test"
+# One tag per checkout: runs from two worktrees on one engine never swap each other's image.
+IMAGE = st.checkout_image_tag()
 MODELS = {"cold-m": {1: 2.0}, "hot-m": {1: 3.0, 2: 5.0}, "other": {4: -1.5}}
 HOT = "hot-m"
 WAIT_S = 240.0
@@ -228,3 +233,28 @@ def test_policy_edit_is_picked_up_live(router: httpx.Client, stack: st.Stack) ->
     wait_until_hot(router, stack, "other")
     assert hot_container_facts(stack) == [["true", HOT, stack.network],
                                           ["true", "other", stack.network]]
+
+
+def test_the_image_runs_unprivileged_and_opens_postgresql_as_compose_does(
+        stack: st.Stack, postgres_db: str) -> None:
+    """The stack above runs on SQLite (no PostgreSQL image here); this runs the image's own
+    driver against the tests' real PostgreSQL, connecting as compose does: the URL names no
+    user or password, libpq reads PGUSER/PGPASSWORD from the environment (postgres.env).
+    The server listens on 127.0.0.1 only, so this one container shares the host's network."""
+    url = make_url(postgres_db)
+    bare = url.set(username=None, password=None).render_as_string(hide_password=False)
+    script = ("import os; from db import queries; "
+              f"engine = queries.make_engine({bare!r}); "
+              "print('uid', os.getuid(), 'routing version', queries.routing_version(engine))")
+    result = subprocess.run(
+        ["docker", "run", "--rm", "--network", "host", "-e", f"PGUSER={url.username}",
+         "-e", "PGPASSWORD=unused-under-trust", IMAGE, "python", "-c", script],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "uid 10001 routing version 0" in result.stdout
+    # The tables it created, read from here: a real schema in that db.
+    engine = make_engine(postgres_db)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT version FROM schema_version")).scalar() == \
+            SCHEMA_VERSION
+    engine.dispose()

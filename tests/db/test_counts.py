@@ -18,12 +18,13 @@ from db.stats import span_weight
 
 def test_delta_records_and_merges() -> None:
     a = queries.CountDelta(model="m", minute=1)
-    a.record(0.01, error=False)
-    a.record(2.0, error=True)
+    a.record(0.01, 200)
+    a.record(2.0, 503)
     b = queries.CountDelta(model="m", minute=1)
-    b.record(0.01, error=False)
+    b.record(0.01, 404)
     a.merge(b)
-    assert (a.count, a.errors, a.latency_sum) == (3, 1, pytest.approx(2.02))
+    assert (a.count, a.errors, a.latency_sum) == (3, 2, pytest.approx(2.02))
+    assert (a.errors_4xx, a.errors_5xx) == (1, 1)
     assert a.hist[histogram.bucket_of(0.01)] == 2 and a.hist[histogram.bucket_of(2.0)] == 1
     assert sum(b.hist) == 1  # the merged delta is left alone
 
@@ -84,7 +85,7 @@ def _flush_second(engine: Engine, model: str, t: float, per_s: int, **kw: object
     for j in range(per_s):
         ts = t - 1 + (j + 0.5) / per_s
         delta = deltas.setdefault(queries.bucket_of(ts), queries.CountDelta.at(model, ts, **kw))
-        delta.record(0.001, error=False)
+        delta.record(0.001, 200)
     queries.add_counts(engine, deltas.values())
 
 
@@ -110,7 +111,8 @@ def _snapshot(engine: Engine, now: float) -> tuple[object, ...]:
     stats = queries.model_stats(engine, 3600, now)
     arms = queries.experiment_stats(engine, "e", 3600, now)
     rates = queries.request_rates(engine, now - 4000 * 60, now)
-    return ([(s.model, s.count, s.errors, s.p50_s, s.p99_s, round(s.mean_s or 0, 12))
+    return ([(s.model, s.count, s.errors, s.errors_4xx, s.errors_5xx, s.p50_s, s.p99_s,
+              round(s.mean_s or 0, 12))
              for s in stats],
             [(s.variant, s.shadow, s.count, s.errors, s.p95_s) for s in arms],
             queries.minute_series(engine, 30, now),
@@ -128,10 +130,10 @@ def test_roll_up_keeps_totals_exact_and_counts_nothing_twice(engine: Engine) -> 
     for i in range(20 * 60 // 7):  # a request every 7 s for 20 minutes, two kinds
         ts = t0 + 7 * i
         d = queries.CountDelta.at("a", ts)
-        d.record(0.001 * (1 + i % 50), error=i % 9 == 0)
+        d.record(0.001 * (1 + i % 50), 500 if i % 9 == 0 else 404 if i % 7 == 0 else 200)
         e = queries.CountDelta.at("b", ts, experiment="e", variant="arm" if i % 2 else "sh",
                                   shadow=not i % 2)
-        e.record(0.01, error=False)
+        e.record(0.01, 200)
         deltas += [d, e]
     queries.add_counts(engine, deltas)
     # A minute row already there (a db from before 5 s buckets): merged into, never lost.
@@ -139,6 +141,7 @@ def test_roll_up_keeps_totals_exact_and_counts_nothing_twice(engine: Engine) -> 
     now = t0 + 20 * 60 + 30
     before = _snapshot(engine, now)
     assert before[0][0][1] == 20 * 60 // 7 + 4
+    assert before[0][0][3] > 0 and before[0][0][4] > 0  # 4xx and 5xx, kept apart
     recent_rows = _table_rows(engine, "request_counts_recent")
 
     rolled = queries.roll_up(engine, now)

@@ -62,6 +62,10 @@ def test_official_image_kind_syncs_from_s3_into_a_local_volume(
     wait_for("gamma AVAILABLE", lambda: available(inst.endpoint, "gamma"), timeout=400)
     resp = httpx.post(f"{inst.endpoint}/v1/models/gamma:predict", json={"instances": [2.0]})
     assert resp.json()["predictions"] == expected(MODELS["gamma"], 0.0, [2.0])
+    # It started with the mounted monitoring config (a server that cannot read it refuses
+    # to start), so Prometheus scrapes it where TF Serving serves its metrics.
+    metrics = httpx.get(f"{inst.endpoint}/monitoring/prometheus/metrics", timeout=10)
+    assert metrics.status_code == 200 and ":tensorflow:serving:" in metrics.text
 
 
 def test_failed_sync_is_reported_by_prepare(runtime: DockerRuntime, toy_store: Path) -> None:

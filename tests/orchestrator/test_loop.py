@@ -416,7 +416,7 @@ def _router_flush(engine: Engine, model: str, now: float, per_s: int) -> None:
     for j in range(per_s):
         ts = now - 1 + (j + 0.5) / per_s
         deltas.setdefault(queries.bucket_of(ts), queries.CountDelta.at(model, ts)).record(
-            0.001, error=False)
+            0.001, 200)
     queries.add_counts(engine, deltas.values())
 
 

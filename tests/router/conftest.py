@@ -9,8 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import Engine, text
 
 from base.procs import ServerProcess, free_port, tierserve_command
+from db import queries
 from pools.model_server.command import model_server_args
 from tierserve import toy_models
 
@@ -134,3 +136,46 @@ def start_fake_backend(log_dir: Path, a: float, name: str,
         log_path=log_dir / f"fake-{name}-{port}.log")
     proc.wait_ready(timeout=30)
     return proc, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def router_without_cold(tmp_path_factory: pytest.TempPathFactory, log_dir: Path
+                        ) -> Iterator[RouterProcess]:
+    """A router whose cold pool address has nothing listening: cold requests get 503."""
+    db_path = tmp_path_factory.mktemp("router-nocold") / "tierserve.db"
+    router = start_router(log_dir, db_path, f"http://127.0.0.1:{free_port()}")
+    try:
+        yield router
+    finally:
+        router.proc.stop()
+
+
+def send_mixed_statuses(router: RouterProcess, hot_server: str
+                        ) -> dict[str, tuple[int, int, int, int]]:
+    """Real answers through `router_without_cold`: 200 from a hot model server, 404 from it
+    for a model it does not hold, 503 from the router when the cold pool cannot be reached.
+    Pins `hotm` (admin and policy) and `coldm` (policy). Returns the rows expected per model:
+    (count, errors, errors_4xx, errors_5xx)."""
+    with router.admin() as admin:
+        for model in ("hotm", "ghost"):
+            admin.put(f"/admin/placements/{model}", json={"pool": "hot", "endpoint": hot_server}
+                      ).raise_for_status()
+        admin.post("/admin/models/hotm/pin").raise_for_status()
+    engine = queries.make_engine(router.db_url)
+    queries.set_policy_pins(engine, ["hotm", "coldm"])
+    engine.dispose()
+    with httpx.Client(base_url=router.url, timeout=30) as client:
+        for model, status, times in (("hotm", 200, 3), ("ghost", 404, 2), ("coldm", 503, 1)):
+            for _ in range(times):
+                answer = client.post(f"/v1/models/{model}:predict", json={"instances": [1.0]})
+                assert answer.status_code == status
+                assert status == 200 or "error" in answer.json()
+    return {"hotm": (3, 0, 0, 0), "ghost": (2, 2, 2, 0), "coldm": (1, 1, 0, 1)}
+
+
+def error_rows(engine: Engine) -> dict[str, tuple[int, ...]]:
+    """Per model, summed over the 5 s rows: (count, errors, errors_4xx, errors_5xx)."""
+    with engine.connect() as conn:
+        return {r[0]: tuple(int(v) for v in r[1:]) for r in conn.execute(text(
+            "SELECT model, sum(count), sum(errors), sum(errors_4xx), sum(errors_5xx) "
+            "FROM request_counts_recent GROUP BY model"))}

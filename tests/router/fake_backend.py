@@ -37,6 +37,11 @@ def create(a: float, name: str, delay: float) -> FastAPI:
                             media_type="application/json")
         return Response(json.dumps(facts), media_type="application/json")
 
+    @app.get("/admin/models")
+    async def cache_listing(request: Request) -> dict[str, object]:
+        # The cold pool's cache listing, as the dashboard reads it; echoes the credentials.
+        return {"models": [], "authorization": request.headers.get("authorization")}
+
     @app.api_route("/v1/{path:path}", methods=["GET", "POST"])
     async def any_call(request: Request, path: str) -> Response:
         if delay:

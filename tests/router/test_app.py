@@ -163,8 +163,13 @@ async def test_admin_token(fakes: dict[str, str], engine: Engine) -> None:
         assert r.status_code == 401
         r = await client.get("/admin/routing", headers={"Authorization": f"Bearer {TOKEN}"})
         assert r.status_code == 200 and r.json()["cold_url"] == fakes["cold"]
+        # The cold pool's /admin follows the same rule: the dashboard sends our token there.
+        r = await client.get("/ui/api/overview", headers={"Authorization": f"Bearer {TOKEN}"})
+        assert r.json()["cold_cache"]["authorization"] == f"Bearer {TOKEN}"
     async with running(engine, cold_url=fakes["cold"]) as (client, _):
         assert (await client.get("/admin/routing")).status_code == 200  # loopback, no token
+        r = await client.get("/ui/api/overview")
+        assert r.json()["cold_cache"]["authorization"] is None
     async with running(engine, client_host="10.1.2.3", cold_url=fakes["cold"]) as (client, _):
         r = await client.get("/admin/routing")
         assert r.status_code == 403 and "loopback" in r.json()["error"]

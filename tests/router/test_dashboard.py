@@ -17,7 +17,7 @@ from selenium.webdriver.common.by import By
 
 from db import queries
 from db.queries import CountDelta, make_engine
-from tests.router.conftest import ADMIN_TOKEN, RouterProcess
+from tests.router.conftest import ADMIN_TOKEN, RouterProcess, error_rows, send_mixed_statuses
 
 pytestmark = pytest.mark.skipif(shutil.which("chromium") is None
                                 or shutil.which("chromedriver") is None,
@@ -108,7 +108,7 @@ def test_dashboard_totals_search_and_pages(router_proc: RouterProcess, browser: 
     for i in range(60):
         delta = CountDelta(model=f"bulk-{i:03d}", minute=minute)
         for _ in range(i + 1):
-            delta.record(0.004, False)
+            delta.record(0.004, 200)
         deltas.append(delta)
     queries.add_counts(engine, deltas)
     engine.dispose()
@@ -147,3 +147,34 @@ def test_overview_requires_admin(router_proc: RouterProcess) -> None:
     answer = httpx.get(f"{router_proc.url}/ui/api/overview", timeout=10)
     assert answer.status_code == 401
     assert "error" in answer.json()
+
+
+def test_errors_split_into_4xx_and_5xx_and_pins_show_their_source(
+        router_without_cold: RouterProcess, hot_server: str, browser: Any) -> None:
+    """The split drawn: per model and overall (tests/router/test_real.py checks the db rows
+    and the data behind it), and who pins each model."""
+    router = router_without_cold
+    expected = send_mixed_statuses(router, hot_server)
+    engine = make_engine(router.db_url)
+    assert _wait_for(lambda: error_rows(engine) == expected or None)
+    engine.dispose()
+    _open_with_token(browser, router)
+
+    def drawn() -> dict[str, Any] | None:
+        got = browser.execute_script("""
+            const cells = m => [...document.querySelectorAll(
+                `tr[data-model="${m}"] td.e4xx, tr[data-model="${m}"] td.e5xx`)]
+                .map(td => td.textContent);
+            const row = m => document.querySelector(`tr[data-model="${m}"]`);
+            return {ghost: cells("ghost"), coldm: cells("coldm"), hotm: cells("hotm"),
+                    total: [document.getElementById("total-4xx").textContent,
+                            document.getElementById("total-5xx").textContent],
+                    pins: ["hotm", "coldm", "ghost"].map(m => row(m)?.dataset.pinnedBy),
+                    pool: row("hotm")?.querySelector(".pool").textContent};""")
+        return got if got["total"] == ["2", "1"] and got["pool"] else None
+
+    shown = _wait_for(drawn)
+    assert (shown["ghost"], shown["coldm"], shown["hotm"]) == (["2", "0"], ["0", "1"],
+                                                               ["0", "0"])
+    assert shown["pins"] == ["policy + admin", "policy", ""]
+    assert shown["pool"] == "hot (pinned: policy + admin)"

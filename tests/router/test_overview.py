@@ -10,17 +10,22 @@ from hypothesis import strategies as st
 from router.overview import page_of, pool_totals
 
 
-def model(name: str, pool: str, rate: float | None) -> dict[str, Any]:
-    stats = None if rate is None else {"rate_per_s": rate, "count": int(rate * 300)}
+def model(name: str, pool: str, rate: float | None, e4: int = 0, e5: int = 0
+          ) -> dict[str, Any]:
+    stats = None if rate is None else {"rate_per_s": rate, "count": int(rate * 300),
+                                       "errors_4xx": e4, "errors_5xx": e5}
     return {"model": name, "pool": pool, "stats": stats}
 
 
 def test_totals_overall_and_per_pool() -> None:
-    totals = pool_totals([model("a", "hot", 4.0), model("b", "cold", 0.5),
-                          model("c", "cold", 1.5), model("d", "cold", None)])
-    assert totals["all"] == {"rate_per_s": 6.0, "requests": 1800, "models": 4}
-    assert totals["hot"] == {"rate_per_s": 4.0, "requests": 1200, "models": 1}
-    assert totals["cold"] == {"rate_per_s": 2.0, "requests": 600, "models": 3}
+    totals = pool_totals([model("a", "hot", 4.0, e5=3), model("b", "cold", 0.5, e4=2),
+                          model("c", "cold", 1.5, e4=1, e5=1), model("d", "cold", None)])
+    assert totals["all"] == {"rate_per_s": 6.0, "requests": 1800, "errors_4xx": 3,
+                             "errors_5xx": 4, "models": 4}
+    assert totals["hot"] == {"rate_per_s": 4.0, "requests": 1200, "errors_4xx": 0,
+                             "errors_5xx": 3, "models": 1}
+    assert totals["cold"] == {"rate_per_s": 2.0, "requests": 600, "errors_4xx": 3,
+                              "errors_5xx": 1, "models": 3}
 
 
 def test_search_is_a_name_part_in_any_case() -> None:

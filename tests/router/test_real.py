@@ -17,7 +17,13 @@ import pytest
 from db import queries
 from db.queries import make_engine
 from router import split
-from tests.router.conftest import ADMIN_TOKEN, RouterProcess, start_router
+from tests.router.conftest import (
+    ADMIN_TOKEN,
+    RouterProcess,
+    error_rows,
+    send_mixed_statuses,
+    start_router,
+)
 from tierserve.cli import main as tierserve_main
 
 pytestmark = pytest.mark.slow
@@ -212,6 +218,32 @@ def test_a_second_router_follows_db_changes(router_proc: RouterProcess, log_dir:
             wait_for(lambda: answer("arm-a") == 10.0)
     finally:
         other.proc.stop()
+
+
+def test_errors_are_counted_as_4xx_and_5xx(router_without_cold: RouterProcess,
+                                            hot_server: str) -> None:
+    """200, 404 (the hot model server has no such model) and 503 (no cold pool): the db rows
+    and the dashboard's data split the errors by class, per model, per pool and overall."""
+    router = router_without_cold
+    expected = send_mixed_statuses(router, hot_server)
+    engine = make_engine(router.db_url)
+    wait_for(lambda: error_rows(engine) == expected)
+    [ghost] = [s for s in queries.model_stats(engine, 300, time.time()) if s.model == "ghost"]
+    assert (ghost.errors, ghost.errors_4xx, ghost.errors_5xx) == (2, 2, 0)
+    engine.dispose()
+    with router.admin() as admin:
+        overview = admin.get("/ui/api/overview").json()
+        stats = admin.get("/admin/stats").json()
+    by_model = {m["model"]: m for m in overview["models"]}
+    assert {m: (by_model[m]["stats"]["errors_4xx"], by_model[m]["stats"]["errors_5xx"])
+            for m in expected} == {"hotm": (0, 0), "ghost": (2, 0), "coldm": (0, 1)}
+    totals = overview["totals"]
+    assert (totals["all"]["errors_4xx"], totals["all"]["errors_5xx"]) == (2, 1)
+    assert (totals["hot"]["errors_4xx"], totals["cold"]["errors_5xx"]) == (2, 1)
+    assert {m: by_model[m]["pinned_by"] for m in expected} == {
+        "hotm": ["policy", "admin"], "ghost": [], "coldm": ["policy"]}
+    split = {s["model"]: (s["errors"], s["errors_4xx"], s["errors_5xx"]) for s in stats["models"]}
+    assert split["coldm"] == (1, 0, 1) and split["ghost"] == (2, 2, 0)
 
 
 def test_hot_endpoint_killed_requests_go_cold(router_proc: RouterProcess, hot_server: str,

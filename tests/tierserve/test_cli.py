@@ -10,6 +10,7 @@ import subprocess
 
 import pytest
 
+from base.durations import duration_arg, parse_duration
 from base.procs import tierserve_command
 from base.version import __version__
 from pools.cold import cli as pool_cli
@@ -55,11 +56,14 @@ def test_every_flag_has_help_with_its_default(command: str) -> None:
 
 def test_pool_help_states_the_pool_defaults() -> None:
     """The cold pool's flags default to None (env, then PoolConfig): the help says PoolConfig's."""
-    for _, dest, _, help_text in pool_cli._FLAGS:
-        stated = re.search(r"\(default ([0-9.]+)\)", help_text)
+    for _, dest, kind, help_text in pool_cli._FLAGS:
+        stated = re.search(r"\(default ([0-9.]+[a-z]*)\)", help_text)
         if stated:
-            assert str(PoolConfig.model_fields[dest].default) in (
-                stated.group(1), stated.group(1) + ".0"), dest
+            default = PoolConfig.model_fields[dest].default
+            if kind is duration_arg:
+                assert parse_duration(stated.group(1)) == default, dest
+            else:
+                assert str(default) in (stated.group(1), stated.group(1) + ".0"), dest
 
 
 @pytest.mark.parametrize(("argv", "usage"), [
@@ -112,6 +116,49 @@ def test_durations_on_the_command_line() -> None:
     result = run("experiments", "stats", "recommender", "--window", "soon")
     assert result.returncode == 2
     assert "usage: tierserve experiments stats" in result.stderr and "'soon'" in result.stderr
+
+
+# Every duration flag of the router, the pool and the demo: what `1h30m`, `250ms` and `90s`
+# give, and the default its help must state.
+DURATION_FLAGS = [
+    ("router", "--flush-interval", "flush_interval", "1s"),
+    ("router", "--poll-interval", "poll_interval", "1s"),
+    ("router", "--connect-timeout", "connect_timeout", "1s"),
+    ("router", "--request-timeout", "request_timeout", "1m"),
+    ("pool", "--load-wait", "load_wait_s", "30s"),
+    ("pool", "--failure-ttl", "failure_ttl_s", "1m"),
+    ("pool", "--store-poll", "store_poll_s", "30s"),
+    ("pool", "--model-server-gc-interval", "model_server_gc_interval_s", "the model server's"),
+    ("demo", "--duration", "duration", "2m30s"),
+]
+
+
+@pytest.mark.parametrize(("command", "flag", "dest", "default"), DURATION_FLAGS)
+def test_duration_flags_take_units_and_state_their_default(command: str, flag: str, dest: str,
+                                                           default: str) -> None:
+    parser = build_parser([command])
+    for text, seconds in (("1h30m", 5400.0), ("250ms", 0.25), ("90s", 90.0), ("2.5", 2.5)):
+        assert getattr(parser.parse_args([command, flag, text]), dest) == seconds
+    [sub] = [p for p in _parsers(parser) if p.prog == f"tierserve {command}"]
+    [action] = [a for a in sub._actions if flag in a.option_strings]
+    help_text = " ".join(sub._get_formatter()._expand_help(action).split())
+    assert f"(default {default}" in help_text or f"(default: {default}" in help_text, help_text
+    assert "1h30m" in help_text  # how to write one
+
+
+def test_a_bad_duration_flag_names_the_value() -> None:
+    result = run("router", "--request-timeout", "1h30")
+    assert result.returncode == 2
+    assert "usage: tierserve router" in result.stderr
+    assert "not a duration: '1h30'" in result.stderr
+
+
+def test_router_environment_takes_durations_too() -> None:
+    from router.config import RouterConfig
+
+    config = RouterConfig.load(environ={"TIERSERVE_REQUEST_TIMEOUT": "1m30s",
+                                        "TIERSERVE_FLUSH_INTERVAL": "250ms"})
+    assert (config.request_timeout, config.flush_interval) == (90.0, 0.25)
 
 
 def test_help_never_shows_a_password_from_the_environment() -> None:

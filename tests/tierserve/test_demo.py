@@ -7,10 +7,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
+import pytest
+
 from base.procs import tierserve_command
 from db.engine import make_engine
 from db.events import list_events
 from tests.tierserve.proctree import alive, cmdline, descendants
+from tierserve.demo import Observer
 from tierserve.demo_traffic import Picker, model_names, phase_at, phases
 
 
@@ -136,3 +140,27 @@ def test_the_summary_states_each_target_and_whether_it_was_met() -> None:
     lines = "\n".join(targets(tally, ["m"], [], "m"))
     assert "cold miss p99: not told apart" in lines and "hot p99: no answers" in lines
     assert "failed 2 (target 0): NOT met" in lines and "demoted: NOT met" in lines
+
+
+async def test_the_live_view_sends_an_exported_admin_token(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A token exported for the admin API reaches the stack's router and pool (they inherit
+    the environment), so the demo's own polls must carry it, or its view stays empty."""
+    monkeypatch.setenv("TIERSERVE_ADMIN_TOKEN", "tok")
+    seen: dict[str, str | None] = {}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen[request.url.path] = request.headers.get("authorization")
+        bodies = {"/admin/routing": {"placements": [{"model": "m", "pool": "hot"}]},
+                  "/admin/events": {"events": []},
+                  "/admin/models": {"totals": {"hits": 3, "misses": 1}}}
+        return httpx.Response(200, json=bodies[request.url.path])
+
+    stack = type("FakeStack", (), {"pool_url": "http://pool"})()
+    observer = Observer(stack, since=0.0)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer),
+                                 base_url="http://router") as client:
+        await observer.poll(client)
+    assert seen == {"/admin/routing": "Bearer tok", "/admin/events": "Bearer tok",
+                    "/admin/models": "Bearer tok"}
+    assert observer.hot == ["m"] and observer.hit_ratio == 0.75

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from policies.durations import duration_arg, format_duration, parse_duration
+from base.durations import duration_arg, format_duration, parse_duration
 from policies.loader import PolicyError, parse_policy
 
 

@@ -1,7 +1,8 @@
 """Durations as people write them: `90`, `2.5`, `250ms`, `90s`, `5m`, `1h30m`, `1d12h` (pure).
 
-A compound duration lists its units from the largest down, each at most once, so a
-typo such as `30m1h` is an error rather than a surprise.
+The same rules for the policy file and every duration flag on the command line. A
+compound duration lists its units from the largest down, each at most once, so a typo
+such as `30m1h` is an error rather than a surprise.
 """
 
 from __future__ import annotations
@@ -54,3 +55,11 @@ def duration_arg(text: str) -> float:
         return parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def duration_help(text: str, default: float | str) -> str:
+    """A duration flag's help: what it is, how to write it and its default (seconds, shown
+    as a duration, or words), e.g. `between count flushes: seconds or e.g. 250ms, 90s, 1h30m
+    (default 1s)`."""
+    shown = default if isinstance(default, str) else format_duration(default)
+    return f"{text}: seconds or e.g. 250ms, 90s, 1h30m (default {shown})"
