@@ -17,8 +17,8 @@ from __future__ import annotations
 import logging
 import random
 import time
-from http import HTTPStatus
 from collections.abc import Awaitable, Callable
+from http import HTTPStatus
 
 import grpc
 from grpc import aio
