@@ -23,7 +23,7 @@ from pydantic import (
     model_validator,
 )
 
-from policies import durations
+from base import durations
 
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z0-9_.-]+)\s*(==|!=)\s*(\S(?:.*\S)?)\s*$")
 _LABEL_KEY_RE = re.compile(r"^(node|engine)\.labels\.[A-Za-z0-9_][A-Za-z0-9_.-]*$")

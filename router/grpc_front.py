@@ -197,7 +197,8 @@ class GrpcFront(grpc.GenericRpcHandler):
     def _count(self, target: ModelSpec, kind: str, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
-        if status == HTTPStatus.NOT_FOUND and spec is None:
+        if (status == HTTPStatus.NOT_FOUND and spec is None
+                and target.name not in self.state.table.placements):
             # As over REST: any name can be asked for, so nothing per name is kept.
             self.state.metrics.observe_not_found(pool, latency)
             return

@@ -193,9 +193,12 @@ class Frontend:
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
         latency = time.perf_counter() - started
-        if status == HTTPStatus.NOT_FOUND and spec is None:
-            # Not found: any name can be asked for, so nothing per name is kept (no db
-            # count row, no metric label, no dashboard row); one shared series counts them.
+        if (status == HTTPStatus.NOT_FOUND and spec is None
+                and target.name not in self.state.table.placements):
+            # Not found, for a name the routing table does not know: any name can be asked
+            # for, so nothing per name is kept (no db count row, no metric label, no
+            # dashboard row); one shared series counts them. A placed model's 404 (a missing
+            # version, say) is that model's error, counted as such.
             self.state.metrics.observe_not_found(pool, latency)
             return
         self.state.metrics.observe(target.name, pool, status, latency)
