@@ -35,9 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group(
         "sharded cold tier", "with --shard-name, this pool registers in the db as one shard "
                              "and routers send it the models it owns (rendezvous hashing)")
-    group.add_argument("--shard-name", help="this shard's stable name, e.g. cold-0 (its models "
+    group.add_argument("--shard-name", help="this shard's stable name, e.g. cold-0: its models "
                                             "follow the name, not the address; env "
-                                            "TIERSERVE_POOL_SHARD_NAME)")
+                                            "TIERSERVE_POOL_SHARD_NAME (default none: an "
+                                            "unsharded pool)")
     group.add_argument("--shard-url", help="the base URL routers reach this pool at (default: "
                                            "http://HOST:PORT of this pool; env "
                                            "TIERSERVE_POOL_SHARD_URL)")

@@ -20,7 +20,7 @@ class AdminPool(FakePool):
 
     def __init__(self) -> None:
         super().__init__()
-        self.config = SimpleNamespace(load_wait_s=1.0)
+        self.config = SimpleNamespace(load_wait_s=1.0, max_body_bytes=1 << 20)
         self.unloaded: list[tuple[str, int | None, bool]] = []
 
     async def unload(self, model: str, version: int | None, delete_files: bool,

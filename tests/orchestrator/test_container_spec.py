@@ -94,7 +94,8 @@ def test_hot_containers_get_the_orchestrators_store_credentials_unless_the_polic
     assert inherited == {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s",
                          "AWS_ENDPOINT_URL": "http://minio:9000"}
     run = container_spec(spec(env={"AWS_ENDPOINT_URL": "http://s3.other:9000"}),
-                         ModelMount("s3://bucket/models/m", {}), "sc", None, inherited)
+                         ModelMount("s3://bucket/models/m", {}), "sc", None,
+                         inherited_env=inherited)
     assert run["environment"] == {"HOME": "/tmp", "AWS_ACCESS_KEY_ID": "k",
                                   "AWS_SECRET_ACCESS_KEY": "s",
                                   "AWS_ENDPOINT_URL": "http://s3.other:9000"}
