@@ -18,7 +18,7 @@ import grpc
 from grpc import aio
 
 from base import tfs_grpc
-from base.errors import Internal, NotFound, TierserveError
+from base.errors import Internal, TierserveError
 from base.forwarding import TRACE_HEADERS
 from base.grpc_forwarding import Channels, GrpcUnreachable
 from base.tfs_grpc import ModelSpec
@@ -66,16 +66,17 @@ class ColdGrpcFront(grpc.GenericRpcHandler):
                      context: aio.ServicerContext) -> bytes:
         multi = kind == "multi_inference"
         spec = tfs_grpc.read_spec(request, multi)
-        if spec.label is not None:
-            # The store has no labels: only numbered versions exist here (as REST answers).
-            raise NotFound(f"Unrecognized servable version label: {spec.label}")
+        version = spec.version
+        if spec.label is not None:  # the policy's labels, as over REST
+            version = self.pool.labels.resolve(spec.name, spec.label)
         metadata = [(k, v) for k, v in context.invocation_metadata() or () if k in _FORWARDED]
-        lease = await self.pool.acquire(spec.name, spec.version)
+        lease = await self.pool.acquire(spec.name, version)
         try:
             model, version = lease.key
-            # Status without a version asks for every version, as the caller did.
-            pinned = None if kind == "status" and spec.version is None else version
-            if (model, pinned) != (spec.name, spec.version):
+            # Status without a version or label asks for every version, as the caller did.
+            pinned = (None if kind == "status" and spec.version is None and spec.label is None
+                      else version)
+            if (model, pinned, None) != (spec.name, spec.version, spec.label):
                 request = tfs_grpc.write_spec(request, ModelSpec(model, pinned), multi)
             target = self.pool.servers.backends[lease.server].client.address
             try:

@@ -33,13 +33,15 @@ def pool(tmp_path_factory: pytest.TempPathFactory, log_dir: Path,
     store = tmp_path_factory.mktemp("grpc-cold-store")
     for name, versions in MODELS.items():
         toy_models.write_model(store, name, versions)
+    labels = tmp_path_factory.mktemp("grpc-cold-labels") / "labels.yaml"
+    labels.write_text("labels:\n  g-two: {stable: 1, canary: 2}\n")
     port, grpc_port = free_port(), free_port()
     proc = ServerProcess(
         tierserve_command("pool", "--store", str(store),
                           "--cache-dir", str(tmp_path_factory.mktemp("grpc-cold-cache")),
                           "--port", str(port), "--grpc-port", str(grpc_port),
                           "--model-servers", "1", "--model-server-nice", "0",
-                          "--max-queued-per-model", "2"),
+                          "--max-queued-per-model", "2", "--labels-file", str(labels)),
         ready_url=f"http://127.0.0.1:{port}/healthz", log_path=log_dir / f"pool-{port}.log")
     proc.wait_ready(timeout=120)
     try:
@@ -119,11 +121,11 @@ def test_errors(stub: Any, channel: grpc.Channel) -> None:
         call(stub, request("g-absent", [1.0]))
     assert caught.value.code() is grpc.StatusCode.NOT_FOUND
     labelled = request("g-one", [1.0])
-    labelled.model_spec.version_label = "stable"
+    labelled.model_spec.version_label = "stable"  # g-one has no labels
     with pytest.raises(grpc.RpcError) as caught:
         call(stub, labelled)
-    assert caught.value.code() is grpc.StatusCode.NOT_FOUND
-    assert "label" in (caught.value.details() or "")
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "Unrecognized servable version label: stable" in (caught.value.details() or "")
     with pytest.raises(grpc.RpcError) as caught:
         model_service_pb2_grpc.ModelServiceStub(channel).HandleReloadConfigRequest(
             model_management_pb2.ReloadConfigRequest(), TIMEOUT)
@@ -148,3 +150,13 @@ def test_one_load_for_a_crowd_and_the_excess_shed(stub: Any, pool: tuple[str, st
     [entry] = [m for m in listing["models"] if m["model"] == "g-crowd"]
     assert entry["loads"] == 1
     assert listing["totals"]["shed"] == len(shed)
+
+
+def test_labels_from_the_labels_file(stub: Any) -> None:
+    for label, version, y in (("stable", 1, 3.0), ("canary", 2, 5.0)):
+        labelled = request("g-two", [1.0])
+        labelled.model_spec.version_label = label
+        answer, trailers = call(stub, labelled)
+        assert ys(answer) == [y]
+        assert (answer.model_spec.name, answer.model_spec.version.value) == ("g-two", version)
+        assert trailers["x-tierserve-model-version"] == str(version)
