@@ -17,13 +17,12 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
 import grpc
 from grpc import aio
 
-from base import tfs_grpc
+from base import grpc_server, tfs_grpc
 from base.errors import (
     Internal,
     TierserveError,
@@ -31,6 +30,7 @@ from base.errors import (
     from_grpc_code,
 )
 from base.grpc_forwarding import Channels, GrpcUnreachable, Metadata
+from base.grpc_server import Behavior, TfsHandler
 from base.tfs_grpc import ModelSpec
 from policies.experiments import ExperimentSpec, Shadow, Variant
 from router import split
@@ -39,7 +39,6 @@ from router.state import RouterState
 from router.table import Route
 
 log = logging.getLogger(__name__)
-Behavior = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
 RELOAD_REFUSED = ("HandleReloadConfigRequest is refused by the tierserve router: the "
                   "orchestrator owns which models are loaded where (edit the policy YAML, or "
                   "use the router's /admin API)")
@@ -51,10 +50,11 @@ def _http_status(code: grpc.StatusCode) -> int:
     return 200 if code is grpc.StatusCode.OK else int(from_grpc_code(code, "").http_status)
 
 
-class GrpcFront(grpc.GenericRpcHandler):
-    """A generic handler: every TF Serving method it knows, with bytes in and out."""
+class GrpcFront(TfsHandler):
+    """Every TF Serving method, with bytes in and out."""
 
     def __init__(self, state: RouterState, frontend: Frontend) -> None:
+        super().__init__(self._behavior, RELOAD_REFUSED)
         self.state = state
         self.frontend = frontend  # its in-flight count is the bound for both fronts
         config = state.config
@@ -62,22 +62,11 @@ class GrpcFront(grpc.GenericRpcHandler):
         self._forwarded = frozenset(n.lower() for n in config.forward_headers)
         self._timeout = config.request_timeout
         self.channels = Channels()
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {
-            method: grpc.unary_unary_rpc_method_handler(self._behavior(method, kind))
-            for method, kind in tfs_grpc.METHODS.items()}
-        self._handlers[tfs_grpc.RELOAD] = grpc.unary_unary_rpc_method_handler(self._reload)
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return self._handlers.get(details.method)  # None: grpc answers UNIMPLEMENTED
 
     def _behavior(self, method: str, kind: str) -> Behavior:
         async def behavior(request: bytes, context: aio.ServicerContext) -> bytes:
             return await self.serve(method, kind, request, context)
         return behavior
-
-    async def _reload(self, request: bytes, context: aio.ServicerContext) -> bytes:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, RELOAD_REFUSED)
-        raise AssertionError("unreachable: abort raises")
 
     async def serve(self, method: str, kind: str, request: bytes,
                     context: aio.ServicerContext) -> bytes:
@@ -214,15 +203,7 @@ class GrpcFront(grpc.GenericRpcHandler):
 async def start_server(front: GrpcFront, host: str, port: int, max_message_bytes: int,
                        reuse_port: bool = False) -> tuple[aio.Server, int]:
     """The started gRPC server on host:port (0: any free port) and its bound port."""
-    server = aio.server(options=[("grpc.max_receive_message_length", max_message_bytes),
-                                 ("grpc.max_send_message_length", 256 << 20),
-                                 ("grpc.so_reuseport", int(reuse_port))])
-    server.add_generic_rpc_handlers((front,))
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {host}:{port}")
-    await server.start()
-    return server, bound
+    return await grpc_server.start_server(front, host, port, max_message_bytes, reuse_port)
 
 
 async def stop_server(server: aio.Server, front: GrpcFront) -> None:

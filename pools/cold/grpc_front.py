@@ -12,38 +12,31 @@ the version it was counted against even if a newer one lands meanwhile.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 
-import grpc
 from grpc import aio
 
-from base import tfs_grpc
+from base import grpc_server, tfs_grpc
 from base.errors import Internal, TierserveError
 from base.forwarding import TRACE_HEADERS
 from base.grpc_forwarding import Channels, GrpcUnreachable
+from base.grpc_server import Behavior, TfsHandler
 from base.tfs_grpc import ModelSpec
 from pools.cold.pool import ColdPool
 
 log = logging.getLogger(__name__)
-Behavior = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
 FORWARD_TIMEOUT_S = 60.0
+MAX_RECEIVE_BYTES = 256 << 20
 RELOAD_REFUSED = ("HandleReloadConfigRequest is refused by the tierserve cold pool: it loads "
                   "and evicts models itself, on demand")
 _FORWARDED = frozenset(name.lower() for name in TRACE_HEADERS)
 
 
-class ColdGrpcFront(grpc.GenericRpcHandler):
+class ColdGrpcFront(TfsHandler):
     def __init__(self, pool: ColdPool, timeout: float = FORWARD_TIMEOUT_S) -> None:
+        super().__init__(self._behavior, RELOAD_REFUSED)
         self.pool = pool
         self.timeout = timeout
         self.channels = Channels()
-        self._handlers: dict[str, grpc.RpcMethodHandler] = {
-            method: grpc.unary_unary_rpc_method_handler(self._behavior(method, kind))
-            for method, kind in tfs_grpc.METHODS.items()}
-        self._handlers[tfs_grpc.RELOAD] = grpc.unary_unary_rpc_method_handler(self._reload)
-
-    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
-        return self._handlers.get(details.method)  # None: grpc answers UNIMPLEMENTED
 
     def _behavior(self, method: str, kind: str) -> Behavior:
         async def behavior(request: bytes, context: aio.ServicerContext) -> bytes:
@@ -57,10 +50,6 @@ class ColdGrpcFront(grpc.GenericRpcHandler):
             await context.abort(error.grpc_code, error.message)
             raise AssertionError("unreachable: abort raises")
         return behavior
-
-    async def _reload(self, request: bytes, context: aio.ServicerContext) -> bytes:
-        await context.abort(grpc.StatusCode.FAILED_PRECONDITION, RELOAD_REFUSED)
-        raise AssertionError("unreachable: abort raises")
 
     async def handle(self, method: str, kind: str, request: bytes,
                      context: aio.ServicerContext) -> bytes:
@@ -95,16 +84,7 @@ class ColdGrpcFront(grpc.GenericRpcHandler):
 
 async def start_server(front: ColdGrpcFront, host: str, port: int) -> tuple[aio.Server, int]:
     """The started gRPC server on host:port (0: any free port) and its bound port."""
-    options = [("grpc.max_receive_message_length", 256 << 20),
-               ("grpc.max_send_message_length", 256 << 20),
-               ("grpc.so_reuseport", 0)]  # a second pool on the port fails, not shares it
-    server = aio.server(options=options)
-    server.add_generic_rpc_handlers((front,))
-    bound = server.add_insecure_port(f"{host}:{port}")
-    if bound == 0:
-        raise OSError(f"cannot bind gRPC to {host}:{port}")
-    await server.start()
-    return server, bound
+    return await grpc_server.start_server(front, host, port, MAX_RECEIVE_BYTES)
 
 
 async def stop_server(server: aio.Server, front: ColdGrpcFront, grace: float = 5.0) -> None:
