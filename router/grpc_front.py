@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import random
 import time
-from http import HTTPStatus
 
 import grpc
 from grpc import aio
@@ -185,19 +184,9 @@ class GrpcFront(TfsHandler):
 
     def _count(self, target: ModelSpec, kind: str, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
-        latency = time.perf_counter() - started
-        if (status == HTTPStatus.NOT_FOUND and spec is None
-                and target.name not in self.state.table.placements):
-            # As over REST: any name can be asked for, so nothing per name is kept.
-            self.state.metrics.observe_not_found(pool, latency)
-            return
-        self.state.metrics.observe(target.name, pool, status, latency)
-        # Status and metadata calls are not load: only inference feeds the db counts.
-        if kind in tfs_grpc.INFERENCE_KINDS:
-            self.state.counter.record(
-                target.name, latency, status,
-                experiment=spec.name if spec is not None else "",
-                variant=variant.variant_name if variant is not None else "")
+        self.state.count(target.name, pool, status, time.perf_counter() - started,
+                         kind in tfs_grpc.INFERENCE_KINDS, spec.name if spec is not None else "",
+                         variant.variant_name if variant is not None else "")
 
 
 async def start_server(front: GrpcFront, host: str, port: int, max_message_bytes: int,

@@ -14,7 +14,6 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from http import HTTPStatus
 from typing import Any
 
 from base import tfs_rest
@@ -192,20 +191,7 @@ class Frontend:
 
     def _count(self, target: ModelPath, call: ModelPath, spec: ExperimentSpec | None,
                variant: Variant | None, status: int, started: float, pool: str) -> None:
-        latency = time.perf_counter() - started
-        if (status == HTTPStatus.NOT_FOUND and spec is None
-                and target.name not in self.state.table.placements):
-            # Not found, for a name the routing table does not know: any name can be asked
-            # for, so nothing per name is kept (no db count row, no metric label, no
-            # dashboard row); one shared series counts them. A placed model's 404 (a missing
-            # version, say) is that model's error, counted as such.
-            self.state.metrics.observe_not_found(pool, latency)
-            return
-        self.state.metrics.observe(target.name, pool, status, latency)
-        # Status and metadata calls are not load: only inference feeds the db counts.
-        if call.is_inference:
-            self.state.counter.record(
-                target.name, latency, status,
-                experiment=spec.name if spec is not None else "",
-                variant=variant.variant_name if variant is not None else "")
+        self.state.count(target.name, pool, status, time.perf_counter() - started,
+                         call.is_inference, spec.name if spec is not None else "",
+                         variant.variant_name if variant is not None else "")
 

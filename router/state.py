@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 import httpx
@@ -43,6 +44,21 @@ class RouterState:
         self.background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("background task failed: %r", task.exception())
+
+    def count(self, model: str, pool: str, status: int, latency_s: float, inference: bool,
+              experiment: str = "", variant: str = "") -> None:
+        """One answer in the metrics and (inference only: status and metadata calls are not
+        load) the db counts; the same rule for the REST and the gRPC front."""
+        if status == HTTPStatus.NOT_FOUND and not experiment and model not in self.table.placements:
+            # Not found, for a name the routing table does not know: any name can be asked
+            # for, so nothing per name is kept (no db count row, no metric label, no
+            # dashboard row); one shared series counts them. A placed model's 404 (a missing
+            # version, say) is that model's error, counted as such.
+            self.metrics.observe_not_found(pool, latency_s)
+            return
+        self.metrics.observe(model, pool, status, latency_s)
+        if inference:
+            self.counter.record(model, latency_s, status, experiment=experiment, variant=variant)
 
     def http(self) -> httpx.AsyncClient:
         assert self.client is not None, "router not started"
