@@ -111,10 +111,10 @@ def _newest(tasks: Sequence[Mapping[str, Any]]) -> Mapping[str, Any]:
                                      t.get("CreatedAt", "")))
 
 
-def _published(task: Mapping[str, Any]) -> int | None:
+def _published(task: Mapping[str, Any], target: int = REST_PORT) -> int | None:
     ports = ((task.get("Status") or {}).get("PortStatus") or {}).get("Ports") or []
     for port in ports:
-        if port.get("TargetPort") == REST_PORT and port.get("PublishedPort"):
+        if port.get("TargetPort") == target and port.get("PublishedPort"):
             return int(port["PublishedPort"])
     return None
 
@@ -137,23 +137,27 @@ def instance_of(service: Mapping[str, Any], tasks: Sequence[Mapping[str, Any]],
     name = str(spec.get("Name", ""))
     reach_network = not (((service.get("Endpoint") or {}).get("Spec") or {}).get("Ports"))
 
-    def make(task_id: str, running: bool, endpoint: str | None, detail: str) -> Instance:
+    def make(task_id: str, running: bool, endpoint: str | None, detail: str,
+             grpc: str | None = None) -> Instance:
         return Instance(model=labels.get(LABEL_MODEL, ""), id=f"{service['ID']}/{task_id}",
                         endpoint=endpoint, running=running,
                         hot_since=float(labels.get(LABEL_SINCE, "0")),
-                        policy_hash=labels.get(LABEL_HASH, ""), detail=detail)
+                        policy_hash=labels.get(LABEL_HASH, ""), detail=detail, grpc=grpc)
 
     wanted = [t for t in tasks if t.get("DesiredState") in ("running", "ready")]
     up = [t for t in wanted if _state(t) == "running"]
     if up:
         task = _newest(up)
+        grpc: str | None
         if reach_network:
             endpoint: str | None = f"http://{name}:{REST_PORT}"
+            grpc = f"{name}:{GRPC_PORT}"
         else:
-            port = _published(task)
+            port, grpc_port = _published(task), _published(task, GRPC_PORT)
             host = labels.get(LABEL_PUBLISHED_HOST) or node_addrs.get(str(task.get("NodeID", "")))
             endpoint = f"http://{host}:{port}" if port and host else None
-        return make(str(task["ID"]), True, endpoint, "running")
+            grpc = f"{host}:{grpc_port}" if grpc_port and host else None
+        return make(str(task["ID"]), True, endpoint, "running", grpc)
     coming = [t for t in wanted if _state(t) not in DONE_STATES]
     if coming or not tasks:
         task = _newest(coming) if coming else {"ID": "", "Status": {"State": "new"}}

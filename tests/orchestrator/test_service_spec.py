@@ -87,10 +87,13 @@ SERVICE = {"ID": "svc1", "Spec": {"Name": "tierserve-sc-m", "Labels": {
 
 
 def task(tid: str, state: str, desired: str = "running", index: int = 1, port: int | None = None,
-         err: str = "") -> dict[str, Any]:
+         err: str = "", grpc_port: int | None = None) -> dict[str, Any]:
     status: dict[str, Any] = {"State": state, "Err": err}
     if port:
-        status["PortStatus"] = {"Ports": [{"TargetPort": 8501, "PublishedPort": port}]}
+        ports = [{"TargetPort": 8501, "PublishedPort": port}]
+        if grpc_port:
+            ports.append({"TargetPort": 8500, "PublishedPort": grpc_port})
+        status["PortStatus"] = {"Ports": ports}
     return {"ID": tid, "NodeID": "n1", "DesiredState": desired, "Version": {"Index": index},
             "Status": status}
 
@@ -106,6 +109,9 @@ def test_swarm_running_task_is_the_instance_at_its_nodes_published_port() -> Non
         **SERVICE["Spec"]["Labels"], "tierserve.published-host": "127.0.0.1"}}}
     assert instance_of(labelled, [task("t1", "running", port=30001)], NODES).endpoint == \
         "http://127.0.0.1:30001"
+    assert inst.grpc is None  # its gRPC port is not published: the cold pool answers gRPC
+    both = instance_of(labelled, [task("t1", "running", port=30001, grpc_port=30002)], NODES)
+    assert (both.endpoint, both.grpc) == ("http://127.0.0.1:30001", "127.0.0.1:30002")
 
 
 def test_swarm_task_restarted_by_swarm_is_a_new_starting_instance() -> None:
@@ -143,4 +149,4 @@ def test_swarm_start_first_roll_reads_as_the_newest_running_task() -> None:
 def test_swarm_network_reach_endpoint_is_the_service_name() -> None:
     service = {**SERVICE, "Endpoint": {"Spec": {}}}
     inst = instance_of(service, [task("t1", "running")], NODES)
-    assert inst.endpoint == "http://tierserve-sc-m:8501"
+    assert (inst.endpoint, inst.grpc) == ("http://tierserve-sc-m:8501", "tierserve-sc-m:8500")
