@@ -1,4 +1,5 @@
-"""TF Serving's gRPC API: PredictionService (Predict, GetModelMetadata) and ModelService."""
+"""TF Serving's gRPC API: PredictionService (Predict, Classify, Regress, MultiInference,
+GetModelMetadata) and ModelService."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -31,6 +33,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _STATE = get_model_status_pb2.ModelVersionStatus.State
+# A MultiInference task names its signature's method as TF Serving's signature constants do.
+_METHODS = {examples.CLASSIFY: "tensorflow/serving/classify",
+            examples.REGRESS: "tensorflow/serving/regress"}
 
 
 def _spec(request: Any) -> tuple[str, int | None, str | None]:
@@ -176,7 +181,40 @@ class PredictionServicer(_Base, prediction_service_pb2_grpc.PredictionServiceSer
                                               or "serving_default")
 
     def MultiInference(self, request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(grpc.StatusCode.UNIMPLEMENTED, "MultiInference is not implemented")
+        model = request.tasks[0].model_spec.name if request.tasks else ""
+        return self._call(context, "multi_inference", model,
+                          lambda: self._multi_inference(request),
+                          inference_pb2.MultiInferenceResponse())
+
+    def _multi_inference(self, request: Any) -> Any:
+        """TF Serving's rules: one model for every task, each signature once, classify or
+        regress only; the one input is run through each task's signature in task order."""
+        if not request.tasks:
+            raise InvalidArgument("Expected at least one task")
+        names = {task.model_spec.name for task in request.tasks}
+        if len(names) != 1:
+            raise InvalidArgument("All ModelSpecs in a MultiInferenceRequest must access the "
+                                  "same model name.")
+        seen: set[str] = set()
+        response = inference_pb2.MultiInferenceResponse()
+        for task in request.tasks:
+            signature = task.model_spec.signature_name or "serving_default"
+            if signature in seen:
+                raise InvalidArgument(f"Duplicate evaluation of signature: {signature}")
+            seen.add(signature)
+            result = response.results.add()
+            if task.method_name == _METHODS[examples.CLASSIFY]:
+                one = self._classify(classification_pb2.ClassificationRequest(
+                    model_spec=task.model_spec, input=request.input))
+                result.classification_result.CopyFrom(one.result)
+            elif task.method_name == _METHODS[examples.REGRESS]:
+                one = self._regress(regression_pb2.RegressionRequest(
+                    model_spec=task.model_spec, input=request.input))
+                result.regression_result.CopyFrom(one.result)
+            else:
+                raise InvalidArgument(f"Unsupported signature method_name: {task.method_name}")
+            result.model_spec.CopyFrom(one.model_spec)
+        return response
 
 
 class ModelServicer(_Base, model_service_pb2_grpc.ModelServiceServicer):

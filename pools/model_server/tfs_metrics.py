@@ -18,7 +18,8 @@ from dataclasses import dataclass
 # Where each of TF Serving's APIs records (its prediction_service_impl.cc and
 # http_server.cc): gRPC Predict/Classify/Regress, and every REST call with the verb as
 # the API ("" for status and metadata). gRPC metadata and status calls are not counted.
-GRPC_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress"}
+GRPC_APIS = {"predict": "Predict", "classify": "Classify", "regress": "Regress",
+             "multi_inference": "MultiInference"}
 REST_APIS = {"predict": "predict", "classify": "classify", "regress": "regress",
              "status": "", "metadata": ""}
 RUNTIME = "TF1"  # TF Serving's label for its (non-TFRT) TensorFlow runtime

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import grpc
 import httpx
 import pytest
 from tensorflow.core.example import example_pb2
-from tensorflow_serving.apis import classification_pb2, regression_pb2
+from tensorflow_serving.apis import classification_pb2, inference_pb2, regression_pb2
 
 from base.errors import InvalidArgument
 from pools.model_server import examples
@@ -77,3 +78,44 @@ def test_grpc_regress_and_classify(served: ModelServer) -> None:
     response = stub.Classify(classify, 30)
     (row,) = response.result.classifications
     assert [(c.label, c.score) for c in row.classes] == [("", 3.0)]
+
+
+def multi_request(*tasks: tuple[str, str, str]) -> inference_pb2.MultiInferenceRequest:
+    request = inference_pb2.MultiInferenceRequest()
+    for model, signature, method in tasks:
+        task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
+        task.model_spec.name = model
+        task.model_spec.signature_name = signature
+    for x in (1.0, 3.0):
+        request.input.example_list.examples.add().features.feature["x"].float_list.value.append(x)
+    return request
+
+
+def test_grpc_multi_inference_runs_every_task_on_the_one_input(served: ModelServer) -> None:
+    stub = served.prediction_stub()
+    response = stub.MultiInference(multi_request(
+        ("half_plus_two", "classify_x_to_y", "classify"),
+        ("half_plus_two", "regress_x_to_y", "regress")), 30)
+    classified, regressed = response.results
+    assert [[c.score for c in row.classes]
+            for row in classified.classification_result.classifications] == [[2.5], [3.5]]
+    assert [r.value for r in regressed.regression_result.regressions] == [2.5, 3.5]
+    assert [(r.model_spec.name, r.model_spec.version.value, r.model_spec.signature_name)
+            for r in response.results] == [("half_plus_two", 123, "classify_x_to_y"),
+                                            ("half_plus_two", 123, "regress_x_to_y")]
+
+
+@pytest.mark.parametrize("tasks, words", [
+    ((), "at least one task"),
+    ((("half_plus_two", "regress_x_to_y", "regress"), ("other", "regress_x_to_y", "regress")),
+     "same model name"),
+    ((("half_plus_two", "regress_x_to_y", "regress"),
+      ("half_plus_two", "regress_x_to_y", "regress")), "Duplicate evaluation of signature"),
+    ((("half_plus_two", "serving_default", "predict"),), "Unsupported signature method_name"),
+])
+def test_grpc_multi_inference_refuses_what_tf_serving_refuses(
+        served: ModelServer, tasks: tuple[tuple[str, str, str], ...], words: str) -> None:
+    with pytest.raises(grpc.RpcError) as caught:
+        served.prediction_stub().MultiInference(multi_request(*tasks), 30)
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert words in (caught.value.details() or "")

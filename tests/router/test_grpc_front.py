@@ -16,6 +16,7 @@ from tensorflow_serving.apis import (
     classification_pb2,
     get_model_metadata_pb2,
     get_model_status_pb2,
+    inference_pb2,
     model_management_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -180,6 +181,21 @@ def test_classify_and_regress(predictions: Any) -> None:
     answer = predictions.Regress(regress, TIMEOUT)
     assert [round(r.value, 4) for r in answer.result.regressions] == [4.0, 5.0]
     assert answer.model_spec.name == HPT
+
+
+def test_multi_inference_through_the_router(predictions: Any) -> None:
+    request = inference_pb2.MultiInferenceRequest()
+    for signature, method in (("classify_x_to_y", "classify"), ("regress_x_to_y2", "regress")):
+        task = request.tasks.add(method_name=f"tensorflow/serving/{method}")
+        task.model_spec.name = HPT
+        task.model_spec.signature_name = signature
+    request.input.example_list.examples.add().features.feature["x"].float_list.value.append(2.0)
+    classified, regressed = predictions.MultiInference(request, TIMEOUT).results
+    (row,) = classified.classification_result.classifications
+    assert [round(c.score, 4) for c in row.classes] == [3.0]  # y = x/2 + 2
+    assert [round(r.value, 4) for r in regressed.regression_result.regressions] == [4.0]
+    assert (classified.model_spec.name, regressed.model_spec.signature_name) == (
+        HPT, "regress_x_to_y2")
 
 
 def test_metadata_and_status(predictions: Any, channel: grpc.Channel) -> None:
