@@ -26,7 +26,6 @@ from base.errors import (
     Internal,
     TierserveError,
     Unavailable,
-    from_grpc_code,
 )
 from base.grpc_forwarding import Channels, GrpcUnreachable, Metadata
 from base.grpc_server import Behavior, TfsHandler
@@ -42,11 +41,6 @@ RELOAD_REFUSED = ("HandleReloadConfigRequest is refused by the tierserve router:
                   "orchestrator owns which models are loaded where (edit the policy YAML, or "
                   "use the router's /admin API)")
 SHUTDOWN_GRACE_S = 5.0
-
-
-def _http_status(code: grpc.StatusCode) -> int:
-    """TF Serving's HTTP status for a gRPC code, as the REST front counts errors."""
-    return 200 if code is grpc.StatusCode.OK else int(from_grpc_code(code, "").http_status)
 
 
 class GrpcFront(TfsHandler):

@@ -137,28 +137,34 @@ class Frontend:
     async def _send(self, method: str, target: ModelPath, body: bytes,
                     headers: Headers) -> tuple[Answer, str]:
         route = self.state.table.route(target.name)
-        client = self.state.forwarder()
         path = target.render()
+        if route.pool == "hot":
+            try:
+                return await forward(self.state.forwarder(), method, route.base_url, path,
+                                     body, headers), "hot"
+            except BackendUnreachable as exc:
+                self.fall_back(target.name, route, str(exc))
+            route = self.state.table.route_cold(target.name)  # the model's shard
+            return await self._send_cold(target.name, route, method, path, body, headers,
+                                         "hot endpoint and cold pool"), "cold"
+        return await self._send_cold(target.name, route, method, path, body, headers,
+                                     "cold pool"), "cold"
+
+    async def _send_cold(self, model: str, route: Route, method: str, path: str, body: bytes,
+                         headers: Headers, what: str) -> Answer:
+        client = self.state.forwarder()
         try:
-            return await forward(client, method, route.base_url, path, body, headers), route.pool
+            return await forward(client, method, route.base_url, path, body, headers)
         except BackendUnreachable as exc:
-            if route.pool != "hot":
-                # A sharded tier: the model's next shard, at once (the table skips the dead
-                # one until its row goes stale).
-                retry = self.state.table.shard_failed(target.name, route)
-                if retry is None:
-                    raise Unavailable(f"cold pool unreachable: {exc}") from exc
-                try:
-                    return await forward(client, method, retry.base_url, path, body,
-                                         headers), retry.pool
-                except BackendUnreachable as again:
-                    raise Unavailable(f"cold shards unreachable: {again}") from again
-            self.fall_back(target.name, route, str(exc))
-        cold = self.state.table.route_cold(target.name)  # the model's shard
-        try:
-            return await forward(client, method, cold.base_url, path, body, headers), cold.pool
-        except BackendUnreachable as exc:
-            raise Unavailable(f"hot endpoint and cold pool unreachable: {exc}") from exc
+            # A sharded tier: the model's next shard, at once (the table skips the dead one
+            # until its row goes stale).
+            retry = self.state.table.shard_failed(model, route)
+            if retry is None:
+                raise Unavailable(f"{what} unreachable: {exc}") from exc
+            try:
+                return await forward(client, method, retry.base_url, path, body, headers)
+            except BackendUnreachable as again:
+                raise Unavailable(f"cold shards unreachable: {again}") from again
 
     def fall_back(self, model: str, route: Route, reason: str) -> None:
         self.state.metrics.fallbacks.inc()
