@@ -1,6 +1,8 @@
 """Router overhead: the same load against the model server directly, through the router,
 and through nginx as a plain reverse proxy (reference); then gRPC Predict calls straight to
-the model server's gRPC port and through the router's gRPC front, side by side.
+the model server's gRPC port, through the router's gRPC front and through two bare
+pass-through gRPC proxies (bench/_grpc_proxies.py: the floor of any grpc-python front),
+side by side.
 
     tierserve bench router [--generator wrk|httpx] [--rounds 5] [--seconds 3]
                            [--concurrency 1,32] [--grpc-requests 1000] [--protocols rest,grpc]
@@ -23,6 +25,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -39,6 +42,7 @@ from tierserve import toy_models
 MODEL = "bench"
 BODY = {"instances": [1.0, 2.0, 3.0, 4.0]}
 NGINX = "/usr/sbin/nginx"
+REPO = Path(__file__).resolve().parents[1]
 WRK = "wrk"
 
 
@@ -87,6 +91,23 @@ http {{
     }}
 }}
 """
+
+
+def start_bare_proxies(work: Path, backend_grpc: str) -> dict[str, tuple[ServerProcess, str]]:
+    """The reference gRPC proxies (bench._grpc_proxies), ready, by name."""
+    import grpc
+
+    proxies = {}
+    for kind in ("aio", "threads"):
+        target = f"127.0.0.1:{free_port()}"
+        proc = ServerProcess([sys.executable, "-m", "bench._grpc_proxies", kind,
+                              target.rsplit(":", 1)[1], backend_grpc],
+                             log_path=work / f"proxy-{kind}.log", cwd=str(REPO))
+        proxies[f"bare-{kind}"] = (proc, target)
+    for _proc, target in proxies.values():
+        with grpc.insecure_channel(target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=30)
+    return proxies
 
 
 def start_nginx(work: Path, backend: str) -> tuple[ServerProcess, str] | None:
@@ -201,7 +222,7 @@ def measure(targets: dict[str, str], pgroups: dict[str, ServerProcess], levels: 
                 if name in pgroups:
                     cpu[name, concurrency] = cpu.get((name, concurrency), 0.0) + (
                         group_cpu_seconds(pgroups[name].pid) - before[name])
-    print(f"\n{'target':8} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
+    print(f"\n{'target':12} {'conc':>4} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} "
           f"{'+p50 ms':>8} {'+p99 ms':>8} {'tput x':>7} {'cpu ms/req':>10}")
     for concurrency in levels:
         summary = {}
@@ -217,7 +238,7 @@ def measure(targets: dict[str, str], pgroups: dict[str, ServerProcess], levels: 
             extra = ("" if name == "direct" else
                      f" {p50 - base[0]:8.2f} {p99 - base[1]:8.2f} {rps / base[2]:7.2f}"
                      f" {cpu[name, concurrency] * 1000 / total:10.3f}")
-            print(f"{name:8} {concurrency:4d} {p50:8.2f} {p99:8.2f} {rps:8.0f}{extra}")
+            print(f"{name:12} {concurrency:4d} {p50:8.2f} {p99:8.2f} {rps:8.0f}{extra}")
     print(f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; latency "
           "on a shared machine is noisy; cpu ms/req is the proxy's own cost)")
 
@@ -270,10 +291,16 @@ def main() -> None:
                 latencies, seconds = grpc_load(target, body, requests, concurrency)
                 return Round(pct(latencies, 50), pct(latencies, 99), len(latencies), seconds)
 
-            print(f"\ngRPC Predict: model server {direct_grpc}, router {router_grpc}; one "
-                  f"grpc.aio client, {args.grpc_requests} requests a round, {args.rounds} "
-                  "interleaved rounds per target")
-            measure({"direct": direct_grpc, "router": router_grpc}, {"router": router}, levels,
+            targets = {"direct": direct_grpc, "router": router_grpc}
+            pgroups = {"router": router}
+            for name, (proc, target) in start_bare_proxies(work, direct_grpc).items():
+                procs.append(proc)
+                targets[name], pgroups[name] = target, proc
+            print(f"\ngRPC Predict: model server {direct_grpc}, router {router_grpc}; "
+                  "references: bare pass-through proxies (bench/_grpc_proxies.py: grpc.aio, "
+                  f"and grpc's thread pool); one grpc.aio client, {args.grpc_requests} "
+                  f"requests a round, {args.rounds} interleaved rounds per target")
+            measure(targets, pgroups, levels,
                     args.rounds, lambda t, c: grpc_round(t, c, args.grpc_requests),
                     lambda t, c: grpc_round(t, c, 100))
     finally:
