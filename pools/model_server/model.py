@@ -28,7 +28,8 @@ START, LOADING, AVAILABLE, UNLOADING, END = "START", "LOADING", "AVAILABLE", "UN
 # Unloaded versions stay in the status as END, like TF Serving; only the newest few.
 KEEP_ENDED = 5
 # A load that failed for a passing reason (store unreachable) is retried by later syncs,
-# like TF Serving's max_num_load_retries; a broken model is not.
+# like TF Serving's max_num_load_retries; a broken model is not, until its files change
+# (it was seen while still being uploaded, or it was written again).
 MAX_LOAD_ATTEMPTS = 5
 _RETRYABLE = (Unavailable, DeadlineExceeded)
 
@@ -65,6 +66,7 @@ class ModelEntry:
         self.retired = False
         self._wanted: frozenset[int] = frozenset()
         self._attempts: dict[int, int] = {}
+        self._failed_prints: dict[int, int | None] = {}  # the files a failed load saw
 
     # -- reads (any thread, cheap) ----------------------------------------------------------
 
@@ -135,8 +137,11 @@ class ModelEntry:
                 # A failed version that left the disk may come back fixed: forget its failure.
                 for version in [v for v, s in self._states.items()
                                 if s.error is not None and v not in on_disk]:
-                    del self._states[version]
-                    self._attempts.pop(version, None)
+                    self._forget_failure(version)
+            for version in self._written_since_failing(wanted):
+                with self._lock:
+                    self._forget_failure(version)
+            with self._lock:
                 todo = [v for v in sorted(wanted, reverse=True) if self._needs_load(v)]
             for version in todo:
                 self._load(version)
@@ -150,6 +155,31 @@ class ModelEntry:
             self._trim()
         if gone:
             self._on_unload()
+
+    def _forget_failure(self, version: int) -> None:
+        self._states.pop(version, None)
+        self._attempts.pop(version, None)
+        self._failed_prints.pop(version, None)
+
+    def _written_since_failing(self, wanted: set[int] | frozenset[int]) -> list[int]:
+        """The wanted versions that failed for good but whose files changed since."""
+        with self._lock:
+            failed = [v for v in wanted if v in self._failed_prints]
+        changed = []
+        for version in failed:
+            try:
+                now: int | None = self.source.fingerprint(version)
+            except Exception:  # cannot tell now: keep the failure until a later sync
+                continue
+            if now != self._failed_prints[version]:
+                changed.append(version)
+        return changed
+
+    def _fingerprint(self, version: int) -> int | None:
+        try:
+            return self.source.fingerprint(version)
+        except Exception:
+            return None
 
     def _source_failed(self, exc: Exception) -> None:
         error = exc if isinstance(exc, TierserveError) else Internal(
@@ -193,6 +223,9 @@ class ModelEntry:
 
     def _load(self, version: int) -> None:
         self._set(VersionState(version, LOADING))
+        # Taken before the files are read: an upload that goes on during the load then
+        # shows as a change at the next sync.
+        seen = self._fingerprint(version)
         started = time.monotonic()
         try:
             servable = self._loader(self.source.fetch(version))
@@ -203,13 +236,18 @@ class ModelEntry:
                         version, self.config.base_path, error.message)
             error = redact.public(error)
             self._on_load(time.monotonic() - started, False, self._model_path(version))
+            # A half-uploaded copy must not be what a later attempt loads again.
+            self.source.release(version)
             with self._lock:
                 self._attempts[version] = self._attempts.get(version, 0) + 1
+                if not isinstance(error, _RETRYABLE):
+                    self._failed_prints[version] = seen
             self._set(VersionState(version, END, error))
             return
         self._on_load(time.monotonic() - started, True, self._model_path(version))
         with self._lock:
             self._attempts.pop(version, None)
+            self._failed_prints.pop(version, None)
         log.info("model %s version %s AVAILABLE", self.name, version)
         self._set(VersionState(version, AVAILABLE, servable=servable))
 

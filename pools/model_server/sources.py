@@ -23,7 +23,12 @@ class VersionSource(Protocol):
         """A local folder holding the version's SavedModel (blocking)."""
 
     def release(self, version: int) -> None:
-        """The version was unloaded: drop any local copy."""
+        """The version was unloaded, or failed to load: drop any local copy."""
+
+    def fingerprint(self, version: int) -> int:
+        """What the version's files add up to now (their bytes): a failed version whose
+        fingerprint changed was written further (an upload still under way when it was
+        first seen) and is worth loading again."""
 
 
 class LocalSource:
@@ -50,6 +55,12 @@ class LocalSource:
 
     def release(self, version: int) -> None:
         return None
+
+    def fingerprint(self, version: int) -> int:
+        folder = self._folders().get(version)
+        if folder is None:
+            raise NotFound(f"Version {version} of servable {self.name} is gone")
+        return sum(f.stat().st_size for f in (self.base / folder).rglob("*") if f.is_file())
 
 
 class S3Source:
@@ -86,6 +97,9 @@ class S3Source:
 
     def release(self, version: int) -> None:
         shutil.rmtree(self.cache / str(version), ignore_errors=True)
+
+    def fingerprint(self, version: int) -> int:
+        return self.store.version_size(self.folder, version)
 
 
 def open_source(name: str, base_path: str, cache_root: Path) -> VersionSource:

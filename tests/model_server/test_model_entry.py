@@ -18,6 +18,7 @@ class FakeSource:
     def __init__(self, versions: list[int]) -> None:
         self.versions = versions
         self.released: list[int] = []
+        self.sizes: dict[int, int] = {}  # the version's bytes: what `fingerprint` tells
 
     def list_versions(self) -> list[int]:
         return list(self.versions)
@@ -27,6 +28,9 @@ class FakeSource:
 
     def release(self, version: int) -> None:
         self.released.append(version)
+
+    def fingerprint(self, version: int) -> int:
+        return self.sizes.get(version, 100)
 
 
 class FakeLoader:
@@ -88,6 +92,23 @@ def test_a_broken_new_version_keeps_the_old_one_serving_and_is_not_retried() -> 
     source.versions = [1, 2]
     entry.sync()
     assert states(entry)[2] == "AVAILABLE"
+
+
+def test_a_version_seen_mid_upload_is_loaded_once_its_files_are_complete() -> None:
+    source, loader = FakeSource([1]), FakeLoader()
+    entry = ModelEntry(model_config(), source, loader)
+    entry.sync()
+    loader.broken.add(2)
+    source.versions, source.sizes[2] = [1, 2], 40  # saved_model.pb there, variables not yet
+    entry.sync()
+    assert states(entry) == {2: "END", 1: "AVAILABLE"} and 2 in source.released
+    entry.sync()  # nothing changed: not tried again
+    assert len(loader.loaded) == 1
+    loader.broken.clear()
+    source.sizes[2] = 100  # the upload finished
+    entry.sync()
+    assert states(entry) == {2: "AVAILABLE", 1: "END"}
+    assert entry.resolve() == (2, "servable-2")
 
 
 def test_passing_errors_are_retried() -> None:

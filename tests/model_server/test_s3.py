@@ -28,8 +28,14 @@ def test_s3_base_path_is_served_and_polled(moto_s3: str, s3_bucket: str, log_dir
         assert server.predict("s1", {"instances": [1.0, 2.0]}).json() == {
             "predictions": [7.0, 14.0]}
 
-        toy_models.write_version(tmp_path / "v2", a=8.0)
-        testing.upload_tree(client, s3_bucket, "models/s1/2", tmp_path / "v2")
+        # Version 2 seen mid-upload: its saved_model.pb is there, its variables not yet.
+        # The load fails, version 1 keeps serving, and the finished upload is loaded.
+        v2 = toy_models.write_version(tmp_path / "v2", a=8.0)
+        client.upload_file(str(v2 / "saved_model.pb"), s3_bucket, "models/s1/2/saved_model.pb")
+        wait_for(lambda: server.states("s1") == {2: "END", 1: "AVAILABLE"},
+                 what="the half-uploaded version 2 failing")
+        assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [7.0]}
+        testing.upload_tree(client, s3_bucket, "models/s1/2", v2)
         wait_for(lambda: server.states("s1") == {2: "AVAILABLE", 1: "END"},
                  what="version 2 from S3")
         assert server.predict("s1", {"instances": [1.0]}).json() == {"predictions": [8.0]}
