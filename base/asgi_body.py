@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from http import HTTPStatus
-from typing import Any
 
+from base.asgi import Receive
 from base.errors import InvalidArgument
-
-Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 MiB = 1024 * 1024
 DEFAULT_MAX_BODY_BYTES = 10 * MiB  # the router's and the cold pool's default

@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from base import forwarding
+from base.asgi import Receive, Scope, Send
 from base.errors import TierserveError
 from base.http_errors import install_error_handlers
 from base.version import __version__
@@ -25,7 +26,7 @@ from router.counting import Counter
 from router.grpc_front import GrpcFront
 from router.grpc_front import start_server as start_grpc
 from router.grpc_front import stop_server as stop_grpc
-from router.inference import Frontend, Receive, Scope, Send
+from router.inference import Frontend
 from router.metrics import RouterMetrics
 from router.readiness import DbCheck, Readiness, cold_pool_check
 from router.state import RouterState

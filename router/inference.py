@@ -9,14 +9,12 @@ solving. FastAPI keeps the admin API and the OpenAPI docs.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any
 
-from base import tfs_rest
+from base import asgi, tfs_rest
+from base.asgi import Headers, Receive, Scope, Send
 from base.asgi_body import ClientGone, read_body
 from base.errors import Internal, TierserveError, Unavailable
 from base.forwarding import Answer, BackendUnreachable, forward, header_names
@@ -28,27 +26,13 @@ from router.state import RouterState
 from router.table import Route
 
 log = logging.getLogger(__name__)
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
 
 # Seconds a shed client is asked to wait: in-flight requests mostly finish well within it.
 SHED_RETRY_AFTER_S = 1
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
-def _error_answer(exc: TierserveError) -> tuple[int, bytes, Headers]:
-    headers: Headers = [(b"content-type", b"application/json")]
-    if isinstance(exc, Unavailable) and exc.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
-    return int(exc.http_status), json.dumps(exc.body()).encode(), headers
 
 
 _ROUTER_HEADERS = frozenset((b"x-tierserve-model", b"x-tierserve-variant", b"x-tierserve-pool"))
@@ -71,10 +55,10 @@ class Frontend:
         if self.in_flight >= self.max_in_flight:
             # Past the bound, answer at once: queueing here only makes every request late.
             self.state.metrics.shed.inc()
-            status, body, headers = _error_answer(Unavailable(
+            status, body, headers = asgi.error_answer(Unavailable(
                 f"router overloaded: {self.max_in_flight} requests in flight",
                 retry_after=SHED_RETRY_AFTER_S))
-            await _answer(send, status, body, headers)
+            await asgi.answer(send, status, body, headers)
             return
         self.in_flight += 1
         try:
@@ -83,10 +67,10 @@ class Frontend:
             return
         except Exception as exc:  # a bug: still TF Serving's error shape, and logged
             log.exception("%s %s failed", scope["method"], scope["path"])
-            status, body, headers = _error_answer(Internal(f"router error: {exc!r}"))
+            status, body, headers = asgi.error_answer(Internal(f"router error: {exc!r}"))
         finally:
             self.in_flight -= 1
-        await _answer(send, status, body, headers)
+        await asgi.answer(send, status, body, headers)
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Headers]:
         started = time.perf_counter()
@@ -96,7 +80,7 @@ class Frontend:
             call = tfs_rest.parse(method, scope["path"])
             body = await read_body(receive, raw.get(b"content-length"), self._limit)
         except TierserveError as exc:
-            return _error_answer(exc)
+            return asgi.error_answer(exc)
         names = self._forwarded
         forwarded = [(k, v) for k, v in raw.items() if k in names]
         spec = self.state.table.experiments.get(call.name)
@@ -122,7 +106,7 @@ class Frontend:
             answer, pool = await self._send(method, target, body, forwarded)
         except TierserveError as exc:
             self._count(target, call, spec, variant, int(exc.http_status), started, pool)
-            status, error_body, headers = _error_answer(exc)
+            status, error_body, headers = asgi.error_answer(exc)
             headers += out
             headers.append((b"x-tierserve-pool", pool.encode()))
             return status, error_body, headers

@@ -14,9 +14,8 @@ keeps /admin, /metrics, /healthz and the OpenAPI docs.
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -24,10 +23,11 @@ from fastapi import Depends, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from base import forwarding, http1, tfs_rest
+from base import asgi, forwarding, http1, tfs_rest
 from base.admin_auth import guard_prefix
+from base.asgi import Headers, Receive, Scope, Send
 from base.asgi_body import ClientGone, check_declared, read_body
-from base.errors import Internal, NotFound, TierserveError, Unavailable
+from base.errors import Internal, NotFound, TierserveError
 from base.http_errors import install_error_handlers
 from base.names import check_model_name, check_version
 from base.tfs_rest import ModelPath
@@ -41,11 +41,6 @@ CONNECT_TIMEOUT_S = 5.0
 MAX_CONNECTIONS = 256
 
 log = logging.getLogger(__name__)
-Scope = dict[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
 V1_PREFIX = "/v1/models/"
 V1_METHODS = frozenset(("GET", "POST"))
 
@@ -153,18 +148,8 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str],
     return app
 
 
-def _error_answer(exc: TierserveError) -> tuple[int, bytes, Headers]:
-    """TF Serving's `{"error": ...}`, as base.http_errors and the router's front answer it."""
-    headers: Headers = [(b"content-type", b"application/json")]
-    if isinstance(exc, Unavailable) and exc.retry_after is not None:
-        headers.append((b"retry-after", str(max(1, round(exc.retry_after))).encode()))
-    return int(exc.http_status), json.dumps(exc.body()).encode(), headers
 
 
-async def _answer(send: Send, status: int, body: bytes, headers: Headers) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
 
 
 class ColdFront:
@@ -185,11 +170,11 @@ class ColdFront:
         except ClientGone:
             return
         except TierserveError as exc:
-            status, body, headers = _error_answer(exc)
+            status, body, headers = asgi.error_answer(exc)
         except Exception as exc:  # a bug: still TF Serving's error shape, and logged
             log.exception("%s %s failed", scope["method"], scope["path"])
-            status, body, headers = _error_answer(Internal(f"cold pool error: {exc!r}"))
-        await _answer(send, status, body, headers)
+            status, body, headers = asgi.error_answer(Internal(f"cold pool error: {exc!r}"))
+        await asgi.answer(send, status, body, headers)
 
     async def handle(self, scope: Scope, receive: Receive) -> tuple[int, bytes, Headers]:
         method: str = scope["method"]
