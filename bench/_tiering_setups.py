@@ -14,12 +14,14 @@ CLI flags, the HTTP API and `tierserve.stack`.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from base.admin_auth import TOKEN_ENV, bearer_headers
 from base.procs import ServerProcess, free_port, tierserve_command
 from policies.loader import load_policy
 from tierserve.demo import demo_policy
@@ -30,6 +32,8 @@ LABELS = {"a": "seed design: one pool, LRU, no hot tier",
           "c": "tierserve in full (router + pool + hot tier)"}
 
 ENV = {"TF_CPP_MIN_LOG_LEVEL": "2"}
+# The admin calls carry an exported TIERSERVE_ADMIN_TOKEN, which the started parts inherit.
+ADMIN = bearer_headers(os.environ.get(TOKEN_ENV))
 
 
 def write_policy(path: Path, store: Path, slots: int, rate: float, eviction: str | None,
@@ -67,7 +71,7 @@ class Running:
         if self.stack is None:
             return []
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            routing = httpx.get(f"{self.url}/admin/routing", timeout=10).json()
+            routing = httpx.get(f"{self.url}/admin/routing", headers=ADMIN, timeout=10).json()
             return sorted(p["model"] for p in routing["placements"] if p["pool"] == "hot")
         return []
 
@@ -77,7 +81,7 @@ class Running:
             return {}
         events: list[dict[str, Any]] = []
         with contextlib.suppress(httpx.HTTPError, ValueError, KeyError):
-            events = httpx.get(f"{self.url}/admin/events",
+            events = httpx.get(f"{self.url}/admin/events", headers=ADMIN,
                                params={"model": star, "limit": 500}, timeout=10).json()["events"]
         events = sorted((e for e in events if e["ts"] >= since), key=lambda e: e["ts"])
         promoted = [e["ts"] for e in events if e["action"] == "route_hot"]

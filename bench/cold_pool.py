@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from base.admin_auth import TOKEN_ENV, bearer_headers
 from base.procs import ServerProcess, free_port, tierserve_command
 from pools.eviction import DEFAULT_POLICY, make_policy
 from pools.eviction.belady import BeladyOracle
@@ -37,6 +38,8 @@ from testkit import stores as testing
 from tierserve import toy_models
 
 XS = [1.0, 2.0]
+# The admin calls carry an exported TIERSERVE_ADMIN_TOKEN, which the started parts inherit.
+ADMIN = bearer_headers(os.environ.get(TOKEN_ENV))
 
 
 def parse_args() -> argparse.Namespace:
@@ -267,7 +270,7 @@ def main() -> None:
         results = asyncio.run(replay(url, trace, args.concurrency, error_samples, probe))
         elapsed = time.monotonic() - started
         load_end = os.getloadavg()
-        listing = httpx.get(f"{url}/admin/models", timeout=60).json()
+        listing = httpx.get(f"{url}/admin/models", headers=ADMIN, timeout=60).json()
         breakdown = miss_breakdown(url, listing)
         popular = max(set(trace), key=trace.count)
         overhead = hit_overhead(url, listing, popular)
