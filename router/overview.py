@@ -49,3 +49,41 @@ def page_of(models: list[dict[str, Any]], query: str, page: int, size: int) -> d
     start = (page - 1) * size
     return {"models": matching[start:start + size], "matching": len(matching),
             "page": page, "pages": pages, "page_size": size}
+
+
+def merge_cold_listings(listings: dict[str, dict[str, Any] | str]) -> dict[str, Any]:
+    """One cold-cache view from each cold shard's `/admin/models` listing (or the error
+    text of a shard that did not answer), by shard name ("" for a lone cold pool).
+
+    Usage, bounds and totals add up over the shards that answered (a bound is None, no
+    limit, when any shard has none); each model row names its shard. With one pool and
+    its listing, the listing is returned as it is.
+    """
+    if list(listings) == [""] and isinstance(listings[""], dict):
+        return listings[""]
+    answered = {n: v for n, v in listings.items() if isinstance(v, dict)}
+    errors = {n: v for n, v in listings.items() if isinstance(v, str)}
+    if not answered:
+        return {"error": "; ".join(f"{n or 'cold pool'}: {e}" for n, e in errors.items())}
+    merged: dict[str, Any] = {"shards": sorted(listings), "shard_errors": errors,
+                              "usage": {}, "bounds": {}, "totals": {}, "models": []}
+    for name in sorted(answered):
+        listing = answered[name]
+        for key, value in (listing.get("usage") or {}).items():
+            merged["usage"][key] = merged["usage"].get(key, 0) + value
+        for key, bound in (listing.get("bounds") or {}).items():
+            if key in merged["bounds"] and merged["bounds"][key] is None:
+                continue
+            merged["bounds"][key] = (None if bound is None
+                                     else merged["bounds"].get(key, 0) + bound)
+        _add_totals(merged["totals"], listing.get("totals") or {})
+        merged["models"].extend({**m, "shard": name} for m in listing.get("models") or [])
+    return merged
+
+
+def _add_totals(into: dict[str, Any], totals: dict[str, Any]) -> None:
+    for key, value in totals.items():
+        if isinstance(value, dict):
+            _add_totals(into.setdefault(key, {}), value)
+        elif isinstance(value, int | float):
+            into[key] = into.get(key, 0) + value

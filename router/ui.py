@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from base.admin_auth import bearer_headers
 from db import queries
 from router.admin import State, require_admin, stats_json
-from router.overview import page_of, pool_totals
+from router.overview import merge_cold_listings, page_of, pool_totals
 
 _PAGE = Path(__file__).with_name("static") / "dashboard.html"
 SPARK_MINUTES = 30
@@ -68,17 +68,30 @@ def _overview_from_db(state: Any, now: float, query: str, page: int,
             "experiments": experiments, "events": events}
 
 
-async def _cold_cache(state: Any) -> dict[str, Any]:
+async def _cold_listing(state: Any, url: str) -> dict[str, Any] | str:
     try:
         # The cold pool's /admin follows the same rule as ours: send our token along.
-        response = await state.http().get(f"{state.config.cold_url}/admin/models",
+        response = await state.http().get(f"{url}/admin/models",
                                           headers=bearer_headers(state.config.admin_token),
                                           timeout=2.0)
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
     except (httpx.HTTPError, ValueError) as exc:
-        return {"error": f"cold pool cache not available: {exc!s}"}
+        return str(exc)
+
+
+async def _cold_cache(state: Any) -> dict[str, Any]:
+    """Every cold shard's cache in one view (router.overview); the lone pool's without shards."""
+    shards = {name: url for name, (url, _grpc) in state.table.shards.items()}
+    if not shards:
+        shards = {"": state.config.cold_url}
+    names = sorted(shards)
+    listings = await asyncio.gather(*(_cold_listing(state, shards[n]) for n in names))
+    merged = merge_cold_listings(dict(zip(names, listings, strict=True)))
+    if "error" in merged:
+        merged["error"] = f"cold pool cache not available: {merged['error']}"
+    return merged
 
 
 @ui.get("/ui/api/overview", dependencies=[Depends(require_admin)],

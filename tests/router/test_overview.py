@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.overview import page_of, pool_totals
+from router.overview import merge_cold_listings, page_of, pool_totals
 
 
 def model(name: str, pool: str, rate: float | None, e4: int = 0, e5: int = 0
@@ -46,3 +46,36 @@ def test_pages_cover_every_model_once(n: int, page: int, size: int) -> None:
     every = [m["model"] for p in range(1, shown["pages"] + 1)
              for m in page_of(models, "", p, size)["models"]]
     assert every == [m["model"] for m in models]
+
+
+def listing(models: list[str], memory: int, bound: int | None, hits: int) -> dict[str, Any]:
+    return {"usage": {"memory_models": memory, "memory_bytes": 10 * memory},
+            "bounds": {"memory_models": bound, "memory_bytes": None},
+            "totals": {"hits": hits, "misses": 1, "evictions": {"memory": 2, "disk": 0}},
+            "models": [{"model": m, "loaded": True} for m in models]}
+
+
+def test_a_lone_cold_pool_is_shown_as_it_answers() -> None:
+    one = listing(["a"], 1, 4, 3)
+    assert merge_cold_listings({"": one}) is one
+    assert merge_cold_listings({"": "connection refused"}) == {
+        "error": "cold pool: connection refused"}
+
+
+def test_cold_shards_add_up_and_each_model_names_its_shard() -> None:
+    merged = merge_cold_listings({"cold-1": listing(["b"], 1, 4, 5),
+                                  "cold-0": listing(["a", "c"], 2, 4, 3),
+                                  "cold-2": "timed out"})
+    assert merged["shards"] == ["cold-0", "cold-1", "cold-2"]
+    assert merged["shard_errors"] == {"cold-2": "timed out"}
+    assert merged["usage"] == {"memory_models": 3, "memory_bytes": 30}
+    assert merged["bounds"] == {"memory_models": 8, "memory_bytes": None}
+    assert merged["totals"] == {"hits": 8, "misses": 2, "evictions": {"memory": 4, "disk": 0}}
+    assert [(m["model"], m["shard"]) for m in merged["models"]] == [
+        ("a", "cold-0"), ("c", "cold-0"), ("b", "cold-1")]
+
+
+def test_one_unbounded_shard_makes_the_bound_none() -> None:
+    merged = merge_cold_listings({"x": listing([], 0, None, 0), "y": listing([], 0, 4, 0)})
+    assert merged["bounds"]["memory_models"] is None
+    assert merge_cold_listings({"x": "down", "y": "down too"})["error"] == "x: down; y: down too"

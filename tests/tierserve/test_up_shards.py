@@ -77,6 +77,11 @@ def test_up_with_two_cold_shards_serves_each_model_from_its_shard(
             routing = client.get(f"{router}/admin/routing").json()
             assert [(s["name"], s["live"]) for s in routing["cold_shards"]] == \
                 [(n, True) for n in SHARDS]
+            # The dashboard's cold cache is both shards', each model on its own.
+            cache = client.get(f"{router}/ui/api/overview").json()["cold_cache"]
+            assert cache["shards"] == SHARDS and cache["shard_errors"] == {}
+            assert {m["model"]: m["shard"] for m in cache["models"] if m["loaded"]} == owners
+            assert cache["usage"]["memory_models"] == len(EXAMPLE_MODELS)
     finally:
         proc.send_signal(signal.SIGINT)
         output, _ = proc.communicate(timeout=90)
