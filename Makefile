@@ -22,10 +22,16 @@ test-deps: $(BIN)/python
 up: install
 	$(BIN)/tierserve up
 
+# Two test processes (pytest-xdist): tests/conftest.py keeps each module, and everything on
+# the Docker engine, on one process, and hands out the longest groups first
+# (testkit/xdist_groups.py).
+TEST_WORKERS ?= 2
+
 test: test-deps
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/pytest -q -p no:cacheprovider --durations=25
+	$(BIN)/pytest -q -p no:cacheprovider --durations=25 \
+	    -n $(TEST_WORKERS) --dist loadgroup
 
 lint:
 	$(BIN)/ruff check .

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from testkit import dockerd, half_plus_two
+from testkit import dockerd, half_plus_two, xdist_groups
 from testkit import stores as testing
 from tierserve import toy_models
 
@@ -17,6 +17,45 @@ pytest_plugins = ["testkit.postgres"]
 
 # TensorFlow's C++ logging drowns test output; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+# `make test` runs the suite on two processes (pytest-xdist, testkit/xdist_groups.py). Each
+# module stays on one process, so its module-scoped servers start once; every test that
+# reaches the machine's one Docker engine (dockerd's start and stop, the one-node swarm, the
+# compose stack and its image builds, the test image) runs on one process, one after another.
+# A test that gets an engine through `request.getfixturevalue` must carry the `docker` mark.
+DOCKER_FIXTURES = frozenset({"docker_engine", "swarm_engine", "test_image"})
+# The groups that take longest, handed out first: neither process should be left running one
+# of them alone at the end.
+LONGEST_FIRST = ("docker", "tests/bench/test_tiering_quick.py", "tests/tierserve/test_demo.py",
+                 "tests/cold/test_restart.py", "tests/router/test_postgres_routers.py")
+
+
+def _group(item: pytest.Item) -> str:
+    docker = (item.get_closest_marker("docker") is not None
+              or not DOCKER_FIXTURES.isdisjoint(getattr(item, "fixturenames", ())))
+    return "docker" if docker else item.nodeid.split("::")[0]
+
+
+def _xdist(config: pytest.Config) -> bool:
+    return bool(config.pluginmanager.hasplugin("xdist") and config.getoption("numprocesses", None))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if _xdist(config) and not hasattr(config, "workerinput"):
+        xdist_groups.choose_file()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    worker = getattr(config, "workerinput", {}).get("workerid")
+    if worker is not None and xdist_groups.GROUPS_ENV in os.environ:
+        xdist_groups.write({item.nodeid: _group(item) for item in items}, worker)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    if config.getoption("dist") != "loadgroup":
+        return None  # xdist's own
+    return xdist_groups.GroupScheduling(config, log, first=LONGEST_FIRST)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

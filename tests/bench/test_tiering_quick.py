@@ -14,14 +14,17 @@ from testkit.trace import make_trace
 def test_quick_mode_reports_every_setup(tmp_path: Path, toy_template: Path) -> None:
     report = tmp_path / "tiering.json"
     done = subprocess.run(
-        tierserve_command("bench", "tiering", "--quick", "--json", str(report),
+        # --quick, with each phase cut to a few seconds more (flags given win over its
+        # defaults): every set-up, phase and figure is still there, on 30 requests a turn.
+        tierserve_command("bench", "tiering", "--quick", "--duration", "3", "--warmup", "1",
+                          "--isolation", "2", "--json", str(report),
                           "--workdir", str(tmp_path / "work")),
         capture_output=True, text=True, timeout=900, cwd=tmp_path)
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-3000:]
     figures = json.loads(report.read_text())
     trace_len = figures["params"]["trace_len"]
-    assert trace_len == len(make_trace(30, 10.0, 6.0, 7)) == 60
+    assert trace_len == len(make_trace(30, 10.0, 3.0, 7)) == 30
     main = {r["setup"]: r for r in figures["runs"] if r["phase"] == "main"}
     assert sorted(main) == ["a", "b", "c"]
     for setup, run in main.items():

@@ -21,7 +21,10 @@ from .realworld import World, make_runtime, policy_dict, wait_for
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module", params=["process", "docker"])
+# The docker world reaches the engine through getfixturevalue: marked so it runs with the
+# other Docker tests (tests/conftest.py).
+@pytest.fixture(scope="module",
+                params=["process", pytest.param("docker", marks=pytest.mark.docker)])
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           toy_store: Path, log_dir: Path) -> Iterator[World]:
     kind = request.param

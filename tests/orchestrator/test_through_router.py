@@ -89,7 +89,11 @@ def cold_pool(tmp_path_factory: pytest.TempPathFactory, toy_store: Path,
         proc.stop()
 
 
-@pytest.fixture(scope="module", params=["process", "docker", "swarm"])
+# The docker and swarm stacks reach the engine through getfixturevalue: marked so they run
+# with the other Docker tests (tests/conftest.py).
+@pytest.fixture(scope="module", params=["process",
+                                        pytest.param("docker", marks=pytest.mark.docker),
+                                        pytest.param("swarm", marks=pytest.mark.docker)])
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           toy_store: Path, log_dir: Path, cold_pool: str) -> Iterator[tuple[World, str]]:
     kind = request.param
