@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -23,8 +24,23 @@ import httpx
 PR_SET_PDEATHSIG = 1
 
 
+# Ports handed out for a child to bind later. Below Linux's ephemeral range (32768 and up),
+# where the kernel picks the source port of every outgoing connection and every bind to
+# port 0: a port from there could be taken by such a socket between our pick and the
+# child's bind. Picked at random, two test processes rarely pick the same one.
+_PICK_RANGE = (20000, 32768)
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    for _ in range(64):
+        port = random.randrange(*_PICK_RANGE)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from base import procs
 from base.procs import ServerProcess, free_port, niceness, pid_alive, terminate
 
 PY = sys.executable
@@ -112,3 +114,22 @@ def test_terminate_a_process_that_is_not_our_child() -> None:
     terminate(outer.pid, lambda: outer.poll() is None, timeout=5)
     assert outer.returncode == -15
     terminate(outer.pid, lambda: False)  # gone: nothing to do, no error
+
+
+def test_free_ports_are_bindable_and_outside_the_kernels_ephemeral_range() -> None:
+    low, high = (int(n) for n in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+    ports = [free_port() for _ in range(20)]
+    assert all(not low <= p <= high for p in ports), ports
+    assert len(set(ports)) > 1  # picked at random, not one port over and over
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", ports[0]))  # nothing holds it
+
+
+
+def test_a_port_in_use_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = held.getsockname()[1]
+        monkeypatch.setattr(procs, "_PICK_RANGE", (taken, taken + 1))  # only the held one
+        assert free_port() != taken  # the kernel's pick, after the tries
