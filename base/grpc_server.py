@@ -13,9 +13,9 @@ import grpc
 from grpc import aio
 
 from base import tfs_grpc
+from base.grpc_forwarding import MAX_MESSAGE_BYTES
 
 Behavior = Callable[[bytes, aio.ServicerContext], Awaitable[bytes]]
-MAX_SEND_BYTES = 256 << 20
 
 
 class TfsHandler(grpc.GenericRpcHandler):
@@ -44,7 +44,7 @@ async def start_server(handler: grpc.GenericRpcHandler, host: str, port: int,
     """The started gRPC server on host:port (0: any free port) and its bound port. Without
     `reuse_port`, a second server on the same port fails instead of sharing it."""
     server = aio.server(options=[("grpc.max_receive_message_length", max_receive_bytes),
-                                 ("grpc.max_send_message_length", MAX_SEND_BYTES),
+                                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                                  ("grpc.so_reuseport", int(reuse_port))])
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"{host}:{port}")

@@ -99,9 +99,10 @@ def start_bare_proxies(work: Path, backend_grpc: str) -> dict[str, tuple[ServerP
 
     proxies = {}
     for kind in ("aio", "threads"):
-        target = f"127.0.0.1:{free_port()}"
-        proc = ServerProcess([sys.executable, "-m", "bench._grpc_proxies", kind,
-                              target.rsplit(":", 1)[1], backend_grpc],
+        port = free_port()
+        target = f"127.0.0.1:{port}"
+        proc = ServerProcess([sys.executable, "-m", "bench._grpc_proxies", kind, str(port),
+                              backend_grpc],
                              log_path=work / f"proxy-{kind}.log", cwd=str(REPO))
         proxies[f"bare-{kind}"] = (proc, target)
     for _proc, target in proxies.values():

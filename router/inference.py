@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 SHED_RETRY_AFTER_S = 1
 
 
-
-
-
-
 _ROUTER_HEADERS = frozenset((b"x-tierserve-model", b"x-tierserve-variant", b"x-tierserve-pool"))
 
 

@@ -69,13 +69,10 @@ def merge_cold_listings(listings: dict[str, dict[str, Any] | str]) -> dict[str, 
                               "usage": {}, "bounds": {}, "totals": {}, "models": []}
     for name in sorted(answered):
         listing = answered[name]
-        for key, value in (listing.get("usage") or {}).items():
-            merged["usage"][key] = merged["usage"].get(key, 0) + value
+        _add_totals(merged["usage"], listing.get("usage") or {})
         for key, bound in (listing.get("bounds") or {}).items():
-            if key in merged["bounds"] and merged["bounds"][key] is None:
-                continue
-            merged["bounds"][key] = (None if bound is None
-                                     else merged["bounds"].get(key, 0) + bound)
+            have = merged["bounds"].get(key, 0)
+            merged["bounds"][key] = None if bound is None or have is None else have + bound
         _add_totals(merged["totals"], listing.get("totals") or {})
         merged["models"].extend({**m, "shard": name} for m in listing.get("models") or [])
     return merged

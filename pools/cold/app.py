@@ -148,10 +148,6 @@ def create_app(pool: ColdPool, rest_url: str | Sequence[str],
     return app
 
 
-
-
-
-
 class ColdFront:
     """The ASGI app for /v1/models/: lease, forward to the owning model server, answer."""
 

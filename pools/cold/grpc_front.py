@@ -18,14 +18,13 @@ from grpc import aio
 from base import grpc_server, tfs_grpc
 from base.errors import Internal, TierserveError
 from base.forwarding import TRACE_HEADERS
-from base.grpc_forwarding import Channels, GrpcUnreachable
+from base.grpc_forwarding import MAX_MESSAGE_BYTES, Channels, GrpcUnreachable
 from base.grpc_server import Behavior, TfsHandler
 from base.tfs_grpc import ModelSpec
 from pools.cold.pool import ColdPool
 
 log = logging.getLogger(__name__)
 FORWARD_TIMEOUT_S = 60.0
-MAX_RECEIVE_BYTES = 256 << 20
 RELOAD_REFUSED = ("HandleReloadConfigRequest is refused by the tierserve cold pool: it loads "
                   "and evicts models itself, on demand")
 _FORWARDED = frozenset(name.lower() for name in TRACE_HEADERS)
@@ -84,7 +83,7 @@ class ColdGrpcFront(TfsHandler):
 
 async def start_server(front: ColdGrpcFront, host: str, port: int) -> tuple[aio.Server, int]:
     """The started gRPC server on host:port (0: any free port) and its bound port."""
-    return await grpc_server.start_server(front, host, port, MAX_RECEIVE_BYTES)
+    return await grpc_server.start_server(front, host, port, MAX_MESSAGE_BYTES)
 
 
 async def stop_server(server: aio.Server, front: ColdGrpcFront, grace: float = 5.0) -> None:

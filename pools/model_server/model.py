@@ -167,15 +167,14 @@ class ModelEntry:
             failed = [v for v in wanted if v in self._failed_prints]
         changed = []
         for version in failed:
-            try:
-                now: int | None = self.source.fingerprint(version)
-            except Exception:  # cannot tell now: keep the failure until a later sync
-                continue
-            if now != self._failed_prints[version]:
+            now = self._fingerprint(version)
+            # None: cannot tell now; the failure stays until a sync that can.
+            if now is not None and now != self._failed_prints[version]:
                 changed.append(version)
         return changed
 
     def _fingerprint(self, version: int) -> int | None:
+        """The source's fingerprint of the version, or None when it cannot be read."""
         try:
             return self.source.fingerprint(version)
         except Exception:

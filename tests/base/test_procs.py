@@ -125,7 +125,6 @@ def test_free_ports_are_bindable_and_outside_the_kernels_ephemeral_range() -> No
         sock.bind(("127.0.0.1", ports[0]))  # nothing holds it
 
 
-
 def test_a_port_in_use_is_never_handed_out(monkeypatch: pytest.MonkeyPatch) -> None:
     with socket.socket() as held:
         held.bind(("127.0.0.1", 0))
