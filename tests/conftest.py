@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,6 +30,8 @@ DOCKER_FIXTURES = frozenset({"docker_engine", "swarm_engine", "test_image"})
 # of them alone at the end.
 LONGEST_FIRST = ("docker", "tests/bench/test_tiering_quick.py", "tests/tierserve/test_demo.py",
                  "tests/cold/test_restart.py", "tests/router/test_postgres_routers.py")
+# The key under which a worker hands the controller what it did with the Docker engine.
+DOCKERD_LINES = "tierserve_dockerd_lines"
 
 
 def _group(item: pytest.Item) -> str:
@@ -58,15 +61,29 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | 
     return xdist_groups.GroupScheduling(config, log, first=LONGEST_FIRST)
 
 
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Stop a Docker engine this run started (never one that was already running)."""
-    lines = dockerd.stop_started()
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+def _report(config: pytest.Config, lines: list[str]) -> None:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
     for line in lines:
         if reporter is not None:
             reporter.write_line(line)
         else:
             print(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop a Docker engine this run started (never one that was already running)."""
+    lines = dockerd.stop_started()
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:  # a worker's console is not the user's: the controller says it
+        workeroutput[DOCKERD_LINES] = lines
+    else:
+        _report(session.config, lines)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """On the controller: what a worker's session finish did with the engine."""
+    _report(node.config, list(getattr(node, "workeroutput", {}).get(DOCKERD_LINES, [])))
 
 
 @pytest.fixture(scope="session")
