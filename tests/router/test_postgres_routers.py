@@ -5,7 +5,8 @@ All real processes: PostgreSQL (testkit.postgres), two `tierserve pool --shard-n
 and B. Scenarios, in order: an experiment created and changed through A is followed by B; a
 pin made through A is promoted by the orchestrator and B routes the model hot; counts sent
 to both routers add up exactly in the db; a router's SIGTERM flushes what it holds and a
-SIGKILL loses at most the last flush interval; each model is cached on its own shard, and a
+SIGKILL loses at most the last flush interval; a model whose hot server cannot be reached
+is answered by its own shard; each model is cached on its own shard, and a
 killed shard's models go to the other.
 """
 
@@ -37,7 +38,7 @@ XS = [1.0, 2.0]
 MODELS: dict[str, dict[int, float]] = {
     "hotm": {1: 2.0}, "coldm": {1: 3.0, 2: 5.0}, "arm-a": {1: 10.0}, "arm-b": {1: 20.0},
     "countm": {1: 7.0}, "termm": {1: 8.0}, "s0": {1: 1.5}, "s1": {1: 2.5}, "s2": {1: 3.5},
-    "s3": {1: 4.5}, "s4": {1: 5.5}, "s5": {1: 6.5},
+    "s3": {1: 4.5}, "s4": {1: 5.5}, "s5": {1: 6.5}, "fallm": {1: 9.0},
 }
 SHARDS = ["cold-0", "cold-1"]
 FLUSH_S = 0.3
@@ -242,6 +243,41 @@ def test_postgres_router_sigterm_flushes_what_it_holds_and_sigkill_loses_one_int
 def loaded(client: httpx.Client, url: str) -> set[str]:
     listing = client.get(f"{url}/admin/models").json()
     return {m["model"] for m in listing["models"] if m["loaded"]}
+
+
+def fallbacks(client: httpx.Client, router: str) -> float:
+    (line,) = [line for line in client.get(f"{router}/metrics").text.splitlines()
+               if line.startswith("tierserve_router_hot_fallbacks_total ")]
+    return float(line.split()[1])
+
+
+def test_postgres_unreachable_hot_endpoint_falls_back_to_the_models_own_shard(
+        cluster: Cluster) -> None:
+    home = str(owner("fallm", SHARDS))
+    assert home == "cold-1"  # not the routers' --cold-url: the fallback must pick the owner
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: a hot server gone away
+    with cluster.b.admin() as admin, httpx.Client(timeout=60) as client:
+        placed = admin.put("/admin/placements/fallm", json={"pool": "hot", "endpoint": dead})
+        assert placed.status_code == 200, placed.text
+        before = fallbacks(client, cluster.b.url)
+        answer = predict(client, cluster.b.url, "fallm")
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"predictions": toy_models.expected(a_of("fallm"), 0.0, XS)}
+        assert answer.headers["x-tierserve-pool"] == "cold"
+        assert fallbacks(client, cluster.b.url) == before + 1
+        # Cached on its own shard only.
+        for name, url in cluster.pool_urls.items():
+            assert ("fallm" in loaded(client, url)) == (name == home), name
+        # The router remembers at once: the next request goes cold without trying again.
+        assert predict(client, cluster.b.url, "fallm").status_code == 200
+        assert fallbacks(client, cluster.b.url) == before + 1
+        # ...and tells the db, so other routers and the orchestrator see it.
+        wait_for("the placement marked unhealthy", lambda: [
+            p for p in queries.list_placements(cluster.engine)
+            if p.model == "fallm" and p.endpoint == dead and not p.healthy], timeout=10)
+        wait_for("the unhealthy event", lambda: ("unhealthy", "routed to the cold pool")
+                 in cluster.world.events("fallm"), timeout=10)
+        assert admin.delete("/admin/placements/fallm").status_code == 200
 
 
 def test_postgres_shard_owner_caches_each_model_and_a_killed_shards_models_move(
